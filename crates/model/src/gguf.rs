@@ -1,0 +1,273 @@
+//! GGUF reading: validates the file, reads llama metadata and dequantises every tensor to f32.
+//!
+//! Parsing itself is candle's (`candle_core::quantized::gguf_file`); this module adds the
+//! checks candle leaves to the caller (architecture, tensor types, shape sizes) so that a
+//! broken file becomes a [`ModelError`] instead of a panic.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::GgmlDType;
+use candle_core::{Device, Tensor};
+
+use crate::error::{ModelError, Result};
+
+/// Hyper-parameters of a llama-architecture model, read from GGUF metadata.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Config {
+    pub n_layers: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub d_head: usize,
+    pub d_mlp: usize,
+    pub d_vocab: usize,
+    pub n_ctx: usize,
+    pub rope_theta: f32,
+    pub rms_eps: f64,
+}
+
+/// A parsed GGUF file: metadata plus dequantised f32 tensors keyed by checkpoint name.
+#[derive(Debug)]
+pub struct GgufModel {
+    pub metadata: HashMap<String, Value>,
+    pub tensors: HashMap<String, Tensor>,
+    pub config: Config,
+}
+
+/// Largest dimension we accept for one tensor axis; larger means a garbled header.
+const MAX_DIM: usize = 1 << 31;
+
+fn meta<'a>(md: &'a HashMap<String, Value>, key: &str) -> Result<&'a Value> {
+    md.get(key).ok_or_else(|| ModelError::Metadata {
+        key: key.to_string(),
+        reason: "missing".into(),
+    })
+}
+
+fn meta_usize(md: &HashMap<String, Value>, key: &str) -> Result<usize> {
+    let v = meta(md, key)?;
+    let n = match v {
+        Value::U8(x) => u64::from(*x),
+        Value::U16(x) => u64::from(*x),
+        Value::U32(x) => u64::from(*x),
+        Value::U64(x) => *x,
+        Value::I32(x) if *x >= 0 => *x as u64,
+        Value::I64(x) if *x >= 0 => *x as u64,
+        other => {
+            return Err(ModelError::Metadata {
+                key: key.into(),
+                reason: format!("expected a non-negative integer, found {other:?}"),
+            })
+        }
+    };
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n > 0 && *n < MAX_DIM)
+        .ok_or_else(|| ModelError::Metadata {
+            key: key.into(),
+            reason: format!("value {n} is out of range"),
+        })
+}
+
+fn meta_f64(md: &HashMap<String, Value>, key: &str) -> Result<Option<f64>> {
+    Ok(match md.get(key) {
+        None => None,
+        Some(Value::F32(x)) => Some(f64::from(*x)),
+        Some(Value::F64(x)) => Some(*x),
+        Some(other) => {
+            return Err(ModelError::Metadata {
+                key: key.into(),
+                reason: format!("expected a float, found {other:?}"),
+            })
+        }
+    })
+}
+
+/// Reads a string-valued metadata key.
+pub fn meta_str<'a>(md: &'a HashMap<String, Value>, key: &str) -> Result<&'a str> {
+    match meta(md, key)? {
+        Value::String(s) => Ok(s),
+        other => Err(ModelError::Metadata {
+            key: key.into(),
+            reason: format!("expected a string, found {other:?}"),
+        }),
+    }
+}
+
+/// Reads a string-array metadata key.
+pub fn meta_str_array(md: &HashMap<String, Value>, key: &str) -> Result<Vec<String>> {
+    let Value::Array(items) = meta(md, key)? else {
+        return Err(ModelError::Metadata {
+            key: key.into(),
+            reason: "expected an array of strings".into(),
+        });
+    };
+    items
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(s.clone()),
+            other => Err(ModelError::Metadata {
+                key: key.into(),
+                reason: format!("expected strings, found {other:?}"),
+            }),
+        })
+        .collect()
+}
+
+/// Reads an integer-array metadata key (e.g. `tokenizer.ggml.token_type`).
+pub fn meta_int_array(md: &HashMap<String, Value>, key: &str) -> Result<Option<Vec<i64>>> {
+    let Some(v) = md.get(key) else { return Ok(None) };
+    let Value::Array(items) = v else {
+        return Err(ModelError::Metadata {
+            key: key.into(),
+            reason: "expected an array of integers".into(),
+        });
+    };
+    items
+        .iter()
+        .map(|v| match v {
+            Value::I32(x) => Ok(i64::from(*x)),
+            Value::U32(x) => Ok(i64::from(*x)),
+            Value::I8(x) => Ok(i64::from(*x)),
+            Value::U8(x) => Ok(i64::from(*x)),
+            Value::I64(x) => Ok(*x),
+            other => Err(ModelError::Metadata {
+                key: key.into(),
+                reason: format!("expected integers, found {other:?}"),
+            }),
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Reads an optional unsigned metadata key (e.g. a special token id).
+pub fn meta_opt_u32(md: &HashMap<String, Value>, key: &str) -> Option<u32> {
+    match md.get(key)? {
+        Value::U32(x) => Some(*x),
+        Value::I32(x) => u32::try_from(*x).ok(),
+        Value::U64(x) => u32::try_from(*x).ok(),
+        Value::U8(x) => Some(u32::from(*x)),
+        Value::U16(x) => Some(u32::from(*x)),
+        _ => None,
+    }
+}
+
+fn supported(dtype: GgmlDType) -> bool {
+    !matches!(dtype, GgmlDType::Q8_1 | GgmlDType::Q8K)
+}
+
+impl Config {
+    fn from_metadata(md: &HashMap<String, Value>, d_vocab: usize) -> Result<Config> {
+        let arch = meta_str(md, "general.architecture")?;
+        if arch != "llama" {
+            return Err(ModelError::UnsupportedArchitecture(arch.to_string()));
+        }
+        let d_model = meta_usize(md, "llama.embedding_length")?;
+        let n_heads = meta_usize(md, "llama.attention.head_count")?;
+        let n_kv_heads = match md.get("llama.attention.head_count_kv") {
+            Some(_) => meta_usize(md, "llama.attention.head_count_kv")?,
+            None => n_heads,
+        };
+        if d_model % n_heads != 0 || n_heads % n_kv_heads != 0 {
+            return Err(ModelError::Metadata {
+                key: "llama.attention.head_count".into(),
+                reason: format!(
+                    "d_model {d_model} must divide into {n_heads} heads, and {n_heads} heads into {n_kv_heads} KV heads"
+                ),
+            });
+        }
+        let d_head = d_model / n_heads;
+        if d_head % 2 != 0 {
+            return Err(ModelError::Metadata {
+                key: "llama.attention.head_count".into(),
+                reason: format!("head size {d_head} must be even for RoPE"),
+            });
+        }
+        Ok(Config {
+            n_layers: meta_usize(md, "llama.block_count")?,
+            d_model,
+            n_heads,
+            n_kv_heads,
+            d_head,
+            d_mlp: meta_usize(md, "llama.feed_forward_length")?,
+            d_vocab,
+            n_ctx: meta_usize(md, "llama.context_length")?,
+            rope_theta: meta_f64(md, "llama.rope.freq_base")?.unwrap_or(10_000.0) as f32,
+            rms_eps: meta_f64(md, "llama.attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
+        })
+    }
+}
+
+impl GgufModel {
+    /// Parses GGUF bytes and dequantises every tensor to f32 on `device`.
+    ///
+    /// `on_tensor(done, total)` is called after each tensor so callers can show progress.
+    pub fn parse(
+        bytes: &[u8],
+        device: &Device,
+        mut on_tensor: impl FnMut(usize, usize),
+    ) -> Result<GgufModel> {
+        if bytes.len() < 8 || &bytes[..4] != b"GGUF" {
+            return Err(ModelError::NotGguf(format!(
+                "expected the magic bytes `GGUF` at the start, found {:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(4)])
+            )));
+        }
+        let mut reader = Cursor::new(bytes);
+        let content =
+            Content::read(&mut reader).map_err(|e| ModelError::CorruptGguf(e.to_string()))?;
+        let tokens = meta_str_array(&content.metadata, "tokenizer.ggml.tokens")?;
+        let config = Config::from_metadata(&content.metadata, tokens.len())?;
+
+        let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+        names.sort();
+        let total = names.len();
+        let mut tensors = HashMap::with_capacity(total);
+        for (done, name) in names.into_iter().enumerate() {
+            let info = &content.tensor_infos[name];
+            if !supported(info.ggml_dtype) {
+                return Err(ModelError::UnsupportedTensorType {
+                    tensor: name.clone(),
+                    dtype: format!("{:?}", info.ggml_dtype),
+                });
+            }
+            let dims = info.shape.dims();
+            let elems = dims
+                .iter()
+                .try_fold(1usize, |acc, d| (*d < MAX_DIM).then(|| acc.checked_mul(*d)).flatten());
+            if elems.is_none() || dims.is_empty() {
+                return Err(ModelError::CorruptGguf(format!(
+                    "tensor `{name}` has an impossible shape {dims:?}"
+                )));
+            }
+            let q = content
+                .tensor(&mut reader, name, device)
+                .map_err(|e| ModelError::CorruptGguf(format!("tensor `{name}`: {e}")))?;
+            tensors.insert(name.clone(), q.dequantize(device)?);
+            on_tensor(done + 1, total);
+        }
+        Ok(GgufModel {
+            metadata: content.metadata,
+            tensors,
+            config,
+        })
+    }
+
+    /// Takes a tensor out by checkpoint name, checking its shape.
+    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self
+            .tensors
+            .remove(name)
+            .ok_or_else(|| ModelError::MissingTensor { name: name.into() })?;
+        if t.dims() != shape {
+            return Err(ModelError::TensorShape {
+                name: name.into(),
+                expected: shape.to_vec(),
+                actual: t.dims().to_vec(),
+            });
+        }
+        Ok(t)
+    }
+}

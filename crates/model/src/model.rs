@@ -1,0 +1,366 @@
+//! The Llama forward pass, written to read like the maths, with TransformerLens hook points.
+//!
+//! Field names mirror the GGUF checkpoint keys (`blk.{i}.attn_q.weight` → `Block::attn_q`).
+//! Shapes: B = batch, T = new positions, S = all key positions (cache + new), D = d_model,
+//! H = query heads, K = KV heads, E = d_head, F = d_mlp, V = vocabulary.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::ops::{rms_norm, silu, softmax_last_dim};
+use candle_nn::rotary_emb::rope_i;
+
+use crate::error::{ModelError, Result};
+use crate::gguf::{Config, GgufModel};
+use crate::hook::{ActivationCache, HookPoint, Intervention, NamesFilter};
+
+/// One transformer block's weights.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub attn_norm: Tensor,   // [D]
+    pub attn_q: Tensor,      // [H*E, D]
+    pub attn_k: Tensor,      // [K*E, D]
+    pub attn_v: Tensor,      // [K*E, D]
+    pub attn_output: Tensor, // [D, H*E]
+    pub ffn_norm: Tensor,    // [D]
+    pub ffn_gate: Tensor,    // [F, D]
+    pub ffn_up: Tensor,      // [F, D]
+    pub ffn_down: Tensor,    // [D, F]
+}
+
+/// A llama-architecture language model with f32 weights.
+#[derive(Debug, Clone)]
+pub struct Llama {
+    pub cfg: Config,
+    pub token_embd: Tensor,  // [V, D]
+    pub blk: Vec<Block>,
+    pub output_norm: Tensor, // [D]
+    pub output: Tensor,      // [V, D]; the same tensor as `token_embd` when embeddings are tied
+    cos: Tensor,             // [n_ctx, E/2]
+    sin: Tensor,             // [n_ctx, E/2]
+}
+
+/// Keys and values of earlier positions, for incremental decoding.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<(Tensor, Tensor)>, // per block: k, v of shape [B, K, S, E]
+}
+
+impl KvCache {
+    /// Number of positions already in the cache.
+    pub fn len(&self) -> usize {
+        self.layers.first().map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    /// True before the first forward pass.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Which positions get logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogitsAt {
+    /// Only each sequence's last real token: `[B, V]`.
+    #[default]
+    Last,
+    /// Every position: `[B, T, V]`.
+    All,
+}
+
+/// What to record and change during a forward pass.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Hooks to record into the activation cache (opt-in).
+    pub cache: NamesFilter,
+    /// Changes applied at hook points as the pass goes by (after which the hook is recorded).
+    pub interventions: Vec<Intervention>,
+    pub logits: LogitsAt,
+}
+
+/// Result of a forward pass.
+#[derive(Debug)]
+pub struct ForwardOutput {
+    /// `[B, V]` for [`LogitsAt::Last`], `[B, T, V]` for [`LogitsAt::All`].
+    pub logits: Tensor,
+    pub cache: ActivationCache,
+    /// The real (unpadded) length of each sequence.
+    pub lengths: Vec<usize>,
+}
+
+/// Per-pass state threaded through the hook points.
+struct HookCtx<'a> {
+    opts: &'a RunOptions,
+    cache: ActivationCache,
+    start_pos: usize,
+}
+
+impl HookCtx<'_> {
+    /// Runs interventions registered at `point`, then records the result if requested.
+    fn hook(&mut self, point: HookPoint, mut x: Tensor) -> Result<Tensor> {
+        for iv in self.opts.interventions.iter().filter(|iv| iv.hook() == point) {
+            x = iv.apply(&x, self.start_pos)?;
+        }
+        if self.opts.cache.matches(&point) {
+            self.cache.insert(point, x.clone());
+        }
+        Ok(x)
+    }
+}
+
+/// `x @ w^T` for `x: [.., in]`, `w: [out, in]` → `[.., out]`.
+fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let d_in = dims[dims.len() - 1];
+    let rows: usize = dims[..dims.len() - 1].iter().product();
+    let y = x.reshape((rows, d_in))?.matmul(&w.t()?)?; // [rows, out]
+    let mut out_dims = dims;
+    *out_dims.last_mut().unwrap_or(&mut 0) = w.dims()[0];
+    Ok(y.reshape(out_dims)?)
+}
+
+/// Repeats each KV head for the query heads that share it: `[B, K, S, E]` → `[B, H, S, E]`.
+fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, k, s, e) = x.dims4()?;
+    Ok(x.unsqueeze(2)?
+        .expand((b, k, n_rep, s, e))?
+        .reshape((b, k * n_rep, s, e))?)
+}
+
+impl Llama {
+    /// Builds the model from a parsed GGUF file, checking every tensor's shape.
+    pub fn from_gguf(g: &mut GgufModel) -> Result<Llama> {
+        let cfg = g.config.clone();
+        let (d, v, f) = (cfg.d_model, cfg.d_vocab, cfg.d_mlp);
+        let (qd, kvd) = (cfg.n_heads * cfg.d_head, cfg.n_kv_heads * cfg.d_head);
+        let token_embd = g.take("token_embd.weight", &[v, d])?;
+        let output = match g.tensors.contains_key("output.weight") {
+            true => g.take("output.weight", &[v, d])?,
+            false => token_embd.clone(),
+        };
+        let blk = (0..cfg.n_layers)
+            .map(|i| {
+                let mut w = |name: &str, shape: &[usize]| g.take(&format!("blk.{i}.{name}.weight"), shape);
+                Ok(Block {
+                    attn_norm: w("attn_norm", &[d])?,
+                    attn_q: w("attn_q", &[qd, d])?,
+                    attn_k: w("attn_k", &[kvd, d])?,
+                    attn_v: w("attn_v", &[kvd, d])?,
+                    attn_output: w("attn_output", &[d, qd])?,
+                    ffn_norm: w("ffn_norm", &[d])?,
+                    ffn_gate: w("ffn_gate", &[f, d])?,
+                    ffn_up: w("ffn_up", &[f, d])?,
+                    ffn_down: w("ffn_down", &[d, f])?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let output_norm = g.take("output_norm.weight", &[d])?;
+        let (cos, sin) = rope_tables(&cfg, token_embd.device())?;
+        Ok(Llama {
+            cfg,
+            token_embd,
+            blk,
+            output_norm,
+            output,
+            cos,
+            sin,
+        })
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        self.token_embd.device()
+    }
+
+    /// Runs a batch of token sequences of possibly different lengths (right-padded, masked).
+    ///
+    /// With `kv`, the sequences continue the cached ones (all rows must then have the same
+    /// length) and the cache is extended.
+    pub fn forward(
+        &self,
+        seqs: &[Vec<u32>],
+        opts: &RunOptions,
+        kv: Option<&mut KvCache>,
+    ) -> Result<ForwardOutput> {
+        let cfg = &self.cfg;
+        let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        let (b, t) = (seqs.len(), lengths.iter().copied().max().unwrap_or(0));
+        if b == 0 || lengths.contains(&0) {
+            return Err(ModelError::EmptyInput("every sequence needs at least one token".into()));
+        }
+        for id in seqs.iter().flatten() {
+            if *id as usize >= cfg.d_vocab {
+                return Err(ModelError::TokenOutOfRange { id: *id, vocab: cfg.d_vocab });
+            }
+        }
+        for iv in &opts.interventions {
+            iv.hook().check_layers(cfg.n_layers)?;
+        }
+        let start_pos = kv.as_ref().map_or(0, |c| c.len());
+        if start_pos + t > cfg.n_ctx {
+            return Err(ModelError::ContextOverflow { tokens: start_pos + t, context: cfg.n_ctx });
+        }
+        let padded = start_pos > 0 || lengths.iter().any(|&l| l != t);
+        if start_pos > 0 && lengths.iter().any(|&l| l != t) {
+            return Err(ModelError::EmptyInput(
+                "sequences continuing a KV cache must all have the same length".into(),
+            ));
+        }
+        let dev = self.device();
+        let flat: Vec<u32> = seqs
+            .iter()
+            .flat_map(|s| s.iter().copied().chain(std::iter::repeat(0).take(t - s.len())))
+            .collect();
+        let tokens = Tensor::from_vec(flat, (b, t), dev)?; // [B, T]
+        let mask = match padded || t > 1 {
+            true => Some(attention_mask(&lengths, t, start_pos, dev)?), // [B, 1, T, S]
+            false => None,
+        };
+        let cos = self.cos.narrow(0, start_pos, t)?; // [T, E/2]
+        let sin = self.sin.narrow(0, start_pos, t)?; // [T, E/2]
+
+        let mut ctx = HookCtx { opts, cache: ActivationCache::default(), start_pos };
+        let mut kv = kv;
+        let embed = self.token_embd.embedding(&tokens.flatten_all()?)?.reshape((b, t, cfg.d_model))?; // [B, T, D]
+        let mut resid = ctx.hook(HookPoint::Embed, embed)?; // [B, T, D]
+        for (i, blk) in self.blk.iter().enumerate() {
+            let past = kv.as_deref_mut().map(|c| (c, i));
+            resid = self.block(i, blk, resid, &cos, &sin, mask.as_ref(), past, &mut ctx)?;
+        }
+        let normalized = rms_norm(&resid, &self.output_norm, cfg.rms_eps as f32)?; // [B, T, D]
+        let normalized = ctx.hook(HookPoint::LnFinal, normalized)?;
+        let logits = match opts.logits {
+            LogitsAt::All => linear(&normalized, &self.output)?, // [B, T, V]
+            LogitsAt::Last => {
+                let last: Vec<Tensor> = lengths
+                    .iter()
+                    .enumerate()
+                    .map(|(r, &l)| normalized.get(r)?.get(l - 1))
+                    .collect::<candle_core::Result<_>>()?;
+                linear(&Tensor::stack(&last, 0)?, &self.output)? // [B, V]
+            }
+        };
+        Ok(ForwardOutput { logits, cache: ctx.cache, lengths })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn block(
+        &self,
+        i: usize,
+        blk: &Block,
+        resid: Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        past: Option<(&mut KvCache, usize)>,
+        ctx: &mut HookCtx<'_>,
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (b, t, _) = resid.dims3()?;
+        let (h, k, e) = (cfg.n_heads, cfg.n_kv_heads, cfg.d_head);
+        let eps = cfg.rms_eps as f32;
+
+        let resid_pre = ctx.hook(HookPoint::ResidPre(i), resid)?; // [B, T, D]
+        let x = rms_norm(&resid_pre, &blk.attn_norm, eps)?; // [B, T, D]
+        let q = linear(&x, &blk.attn_q)?.reshape((b, t, h, e))?.transpose(1, 2)?.contiguous()?; // [B, H, T, E]
+        let k_new = linear(&x, &blk.attn_k)?.reshape((b, t, k, e))?.transpose(1, 2)?.contiguous()?; // [B, K, T, E]
+        let v_new = linear(&x, &blk.attn_v)?.reshape((b, t, k, e))?.transpose(1, 2)?.contiguous()?; // [B, K, T, E]
+        let q = rope_i(&q, cos, sin)?; // [B, H, T, E]
+        let k_new = rope_i(&k_new, cos, sin)?; // [B, K, T, E]
+        let (keys, values) = match past {
+            Some((cache, _)) if cache.layers.len() > i => {
+                let (pk, pv) = &cache.layers[i];
+                let keys = Tensor::cat(&[pk, &k_new], 2)?; // [B, K, S, E]
+                let values = Tensor::cat(&[pv, &v_new], 2)?; // [B, K, S, E]
+                cache.layers[i] = (keys.clone(), values.clone());
+                (keys, values)
+            }
+            Some((cache, _)) => {
+                cache.layers.push((k_new.clone(), v_new.clone()));
+                (k_new, v_new)
+            }
+            None => (k_new, v_new),
+        };
+        let keys = repeat_kv(&keys, h / k)?.contiguous()?; // [B, H, S, E]
+        let values = repeat_kv(&values, h / k)?.contiguous()?; // [B, H, S, E]
+        let scores = (q.matmul(&keys.t()?)? / (e as f64).sqrt())?; // [B, H, T, S]
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(m)?,
+            None => scores,
+        };
+        let pattern = softmax_last_dim(&scores)?; // [B, H, T, S]
+        let pattern = ctx.hook(HookPoint::AttnPattern(i), pattern)?;
+        let z = pattern.matmul(&values)?; // [B, H, T, E]
+        let z = z.transpose(1, 2)?.reshape((b, t, h * e))?; // [B, T, H*E]
+        let attn_out = linear(&z, &blk.attn_output)?; // [B, T, D]
+        let attn_out = ctx.hook(HookPoint::AttnOut(i), attn_out)?;
+
+        let resid_mid = (&resid_pre + &attn_out)?; // [B, T, D]
+        let resid_mid = ctx.hook(HookPoint::ResidMid(i), resid_mid)?;
+        let x = rms_norm(&resid_mid, &blk.ffn_norm, eps)?; // [B, T, D]
+        let gate = silu(&linear(&x, &blk.ffn_gate)?)?; // [B, T, F]
+        let up = linear(&x, &blk.ffn_up)?; // [B, T, F]
+        let mlp_out = linear(&(gate * up)?, &blk.ffn_down)?; // [B, T, D]
+        let mlp_out = ctx.hook(HookPoint::MlpOut(i), mlp_out)?;
+
+        let resid_post = (&resid_mid + &mlp_out)?; // [B, T, D]
+        ctx.hook(HookPoint::ResidPost(i), resid_post)
+    }
+}
+
+/// RoPE angle tables for every context position, computed in f64 then stored as f32.
+fn rope_tables(cfg: &Config, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let half = cfg.d_head / 2;
+    let theta = f64::from(cfg.rope_theta);
+    let mut cos = Vec::with_capacity(cfg.n_ctx * half);
+    let mut sin = Vec::with_capacity(cfg.n_ctx * half);
+    for pos in 0..cfg.n_ctx {
+        for j in 0..half {
+            let inv_freq = 1.0 / theta.powf((2 * j) as f64 / cfg.d_head as f64);
+            let angle = pos as f64 * inv_freq;
+            cos.push(angle.cos() as f32);
+            sin.push(angle.sin() as f32);
+        }
+    }
+    Ok((
+        Tensor::from_vec(cos, (cfg.n_ctx, half), dev)?,
+        Tensor::from_vec(sin, (cfg.n_ctx, half), dev)?,
+    ))
+}
+
+/// Additive mask `[B, 1, T, S]`: 0 where query `t` may attend to key `s`, −∞ where the key is
+/// in the future or is padding. Right padding means no real query row is ever fully masked.
+fn attention_mask(lengths: &[usize], t: usize, start_pos: usize, dev: &Device) -> Result<Tensor> {
+    let s_len = start_pos + t;
+    let mut m = Vec::with_capacity(lengths.len() * t * s_len);
+    for &len in lengths {
+        for q in 0..t {
+            let q_abs = start_pos + q;
+            for s in 0..s_len {
+                let visible = s <= q_abs && s < start_pos + len;
+                m.push(if visible { 0.0f32 } else { f32::NEG_INFINITY });
+            }
+        }
+    }
+    Ok(Tensor::from_vec(m, (lengths.len(), 1, t, s_len), dev)?.to_dtype(DType::F32)?)
+}
+
+/// Softmax of a logits row in f64, for scoring and sampling outside the tensor code.
+pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = logits.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln() + max;
+    logits.iter().map(|&x| x as f64 - lse).collect()
+}
+
+/// Index of the largest logit (lowest index on ties).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in logits.iter().enumerate() {
+        if x > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
