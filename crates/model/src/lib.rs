@@ -15,7 +15,7 @@ use candle_core::Device;
 use sha2::{Digest, Sha256};
 
 pub use error::{ModelError, Result};
-pub use generate::{GenerateOptions, Generation, Sampling, StopReason};
+pub use generate::{GenerateOptions, Generation, Generator, Sampling, StopReason};
 pub use gguf::Config;
 pub use hook::{ActivationCache, HookPoint, Intervention, NamesFilter, Positions};
 pub use model::{ForwardOutput, KvCache, Llama, LogitsAt, RunOptions};
@@ -65,9 +65,14 @@ impl Model {
             progress(LoadStage::Tensors { done, total })
         })?;
         progress(LoadStage::Tokenizer);
+        Model::from_parsed(&mut g, bytes)
+    }
+
+    /// Finishes loading from a parsed file (see [`gguf::GgufLoader`] for stepwise parsing).
+    pub fn from_parsed(g: &mut gguf::GgufModel, bytes: &[u8]) -> Result<Model> {
         let tokenizer = Tokenizer::from_gguf_metadata(&g.metadata)?;
         let name = gguf::meta_str(&g.metadata, "general.name").ok().map(str::to_string);
-        let llama = Llama::from_gguf(&mut g)?;
+        let llama = Llama::from_gguf(g)?;
         Ok(Model { llama, tokenizer, sha256: sha256_hex(bytes), name })
     }
 
@@ -86,4 +91,9 @@ impl Model {
         }
         Ok(ids)
     }
+}
+
+/// The device the engine computes on (the CPU, natively and in wasm).
+pub fn candle_device() -> Device {
+    Device::Cpu
 }

@@ -1,0 +1,94 @@
+//! The root component: owns the worker bridge and the state, and lays out the panels.
+
+use hawthorne_worker::agent::{EngineReactor, SerdeCodec};
+use hawthorne_worker::protocol::{ChatRequest, Request};
+use hawthorne_model::Sampling;
+use yew::prelude::*;
+use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider};
+
+use crate::components::chat::ChatPanel;
+use crate::components::model_picker::ModelPicker;
+use crate::components::norm_chart::NormChart;
+use crate::state::{Action, AppContext, AppState};
+
+/// Path of the worker's wasm-bindgen module, relative to the page.
+const WORKER_PATH: &str = "pkg/worker.js";
+
+#[component]
+pub fn App() -> Html {
+    html! {
+        <ReactorProvider<EngineReactor, SerdeCodec> path={WORKER_PATH} module=true lazy=false>
+            <Workbench />
+        </ReactorProvider<EngineReactor, SerdeCodec>>
+    }
+}
+
+#[component]
+fn Workbench() -> Html {
+    let state = use_reducer(AppState::default);
+    let bridge = {
+        let dispatch = state.dispatcher();
+        use_reactor_bridge::<EngineReactor, _>(move |event| match event {
+            ReactorEvent::Output(resp) => dispatch.dispatch(Action::Worker(resp)),
+            ReactorEvent::Finished => dispatch.dispatch(Action::WorkerLost),
+        })
+    };
+
+    let onload = {
+        let (bridge, dispatch) = (bridge.clone(), state.dispatcher());
+        Callback::from(move |url: String| {
+            dispatch.dispatch(Action::LoadStarted(url.clone()));
+            bridge.send(Request::Load { url });
+        })
+    };
+
+    // Load the default model as soon as the page opens.
+    {
+        let (onload, url) = (onload.clone(), state.selected.clone());
+        use_effect_with((), move |_| onload.emit(url));
+    }
+
+    let onsend = {
+        let (bridge, state) = (bridge.clone(), state.clone());
+        Callback::from(move |()| {
+            let id = state.chat.next_id;
+            state.dispatch(Action::ChatStarted(id));
+            bridge.send(Request::Chat(ChatRequest {
+                id,
+                system: state.system.clone(),
+                user: state.user.clone(),
+                max_tokens: state.max_tokens,
+                sampling: Sampling::Greedy,
+            }));
+        })
+    };
+
+    let oncancel = {
+        let (bridge, state) = (bridge.clone(), state.clone());
+        Callback::from(move |()| {
+            if let Some(id) = state.chat.running {
+                bridge.send(Request::Cancel { id });
+            }
+        })
+    };
+
+    html! {
+        <ContextProvider<AppContext> context={state.clone()}>
+            <header class="site-header">
+                <h1>{"Hawthorne"}</h1>
+                <p class="tagline">{"Does a model behave differently when it believes nobody is watching? Look inside it."}</p>
+            </header>
+            if state.worker_lost {
+                <p class="error" role="alert">{"The engine worker stopped. Reload the page to start it again."}</p>
+            }
+            <div class="panels">
+                <ModelPicker {onload} />
+                <ChatPanel {onsend} {oncancel} />
+                <NormChart />
+            </div>
+            <footer class="site-footer">
+                {"All computation runs in a Web Worker in this tab; nothing leaves your machine."}
+            </footer>
+        </ContextProvider<AppContext>>
+    }
+}

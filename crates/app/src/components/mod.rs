@@ -1,0 +1,5 @@
+//! The page's panels, one function component per file.
+
+pub mod chat;
+pub mod model_picker;
+pub mod norm_chart;

@@ -1,0 +1,93 @@
+//! Model picker: choose a model, load it in the worker, and watch the progress.
+
+use hawthorne_worker::protocol::LoadPhase;
+use web_sys::HtmlSelectElement;
+use yew::prelude::*;
+
+use crate::state::{Action, AppContext, ModelStatus, MODELS};
+
+#[derive(Properties, PartialEq)]
+pub struct ModelPickerProps {
+    /// Called with the model URL to load.
+    pub onload: Callback<String>,
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+#[component]
+pub fn ModelPicker(props: &ModelPickerProps) -> Html {
+    let state = use_context::<AppContext>().expect("AppContext is provided by the root");
+    let onchange = {
+        let state = state.clone();
+        Callback::from(move |e: Event| {
+            let select: HtmlSelectElement = e.target_unchecked_into();
+            state.dispatch(Action::Select(select.value()));
+        })
+    };
+    let onclick = {
+        let (onload, url) = (props.onload.clone(), state.selected.clone());
+        Callback::from(move |_| onload.emit(url.clone()))
+    };
+    let loading = matches!(state.model, ModelStatus::Loading { .. });
+    let status = match &state.model {
+        ModelStatus::Idle => html! { <p class="muted">{"No model loaded."}</p> },
+        ModelStatus::Loading { phase, done, total, .. } => {
+            let (label, value, max) = match phase {
+                LoadPhase::Download => (
+                    format!("Downloading… {}{}", mb(*done), total.map(|t| format!(" of {}", mb(t))).unwrap_or_default()),
+                    *done as f64,
+                    total.map(|t| t as f64),
+                ),
+                LoadPhase::Tensors => (
+                    format!("Preparing weights… tensor {done} of {}", total.unwrap_or(0)),
+                    *done as f64,
+                    total.map(|t| t as f64),
+                ),
+                LoadPhase::Finalize => ("Building the tokenizer…".to_string(), 1.0, Some(1.0)),
+            };
+            html! {
+                <div class="load-progress">
+                    <label for="load-bar">{label}</label>
+                    if let Some(max) = max {
+                        <progress id="load-bar" data-testid="load-progress" max={max.to_string()} value={value.to_string()} />
+                    } else {
+                        <progress id="load-bar" data-testid="load-progress" />
+                    }
+                </div>
+            }
+        }
+        ModelStatus::Ready(info) => html! {
+            <dl class="model-info" data-testid="model-ready">
+                <dt>{"Model"}</dt><dd>{&info.name}</dd>
+                <dt>{"Shape"}</dt>
+                <dd>{format!("{} layers · d_model {} · {} heads ({} KV) · vocab {}", info.config.n_layers, info.config.d_model, info.config.n_heads, info.config.n_kv_heads, info.config.d_vocab)}</dd>
+                <dt>{"Parameters"}</dt><dd>{format!("{:.1} M", info.n_params as f64 / 1e6)}</dd>
+                <dt>{"File"}</dt><dd>{format!("{} · sha256 {}…", mb(info.bytes), &info.sha256[..12])}</dd>
+                <dt>{"Loaded in"}</dt><dd>{format!("{:.2} s", info.load_ms / 1000.0)}</dd>
+            </dl>
+        },
+        ModelStatus::Failed { message, .. } => html! {
+            <p class="error" role="alert" data-testid="load-error">{message}</p>
+        },
+    };
+    html! {
+        <section class="panel" aria-labelledby="model-heading">
+            <h2 id="model-heading">{"Model"}</h2>
+            <div class="row">
+                <label for="model-select">{"Model"}</label>
+                <select id="model-select" {onchange} disabled={loading}>
+                    { for MODELS.iter().map(|m| html! {
+                        <option value={m.url} selected={state.selected == m.url}>
+                            {format!("{} ({})", m.label, m.size)}
+                        </option>
+                    }) }
+                </select>
+                <button {onclick} disabled={loading} data-testid="load-model">{"Load"}</button>
+            </div>
+            <p class="muted">{ MODELS.iter().find(|m| m.url == state.selected).map(|m| m.note).unwrap_or("") }</p>
+            {status}
+        </section>
+    }
+}

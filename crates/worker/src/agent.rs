@@ -1,0 +1,227 @@
+//! The yew-agent reactor that runs in the Web Worker: fetches model bytes, drives the engine in
+//! small steps, streams progress and tokens out, and lets cancellation in between steps.
+
+use std::collections::VecDeque;
+
+use futures::{FutureExt, SinkExt, StreamExt};
+use js_sys::{Reflect, Uint8Array};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wasm_bindgen::{JsCast, JsValue, UnwrapThrowExt};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{ReadableStreamDefaultReader, WorkerGlobalScope};
+use yew_agent::reactor::{reactor, ReactorScope};
+use yew_agent::Codec;
+
+use crate::engine::Engine;
+use crate::protocol::{ChatRequest, LoadPhase, Request, Response};
+
+/// Page ↔ worker messages as structured-clone JS objects through `serde-wasm-bindgen`.
+#[derive(Debug)]
+pub struct SerdeCodec;
+
+impl Codec for SerdeCodec {
+    fn encode<I: Serialize>(input: I) -> JsValue {
+        // Every protocol type is plain data, so serialisation cannot fail; if it ever did, the
+        // receiver gets a string and reports a protocol error instead of the page freezing.
+        serde_wasm_bindgen::to_value(&input).unwrap_or_else(|e| JsValue::from_str(&e.to_string()))
+    }
+
+    fn decode<O: DeserializeOwned>(input: JsValue) -> O {
+        // The trait has no error channel: a mismatch means page and worker come from different
+        // builds, which the service worker's versioned cache prevents.
+        serde_wasm_bindgen::from_value(input).expect_throw("page and worker builds do not match")
+    }
+}
+
+type Scope = ReactorScope<Request, Response>;
+
+fn now_ms() -> f64 {
+    js_sys::global()
+        .unchecked_into::<WorkerGlobalScope>()
+        .performance()
+        .map_or(0.0, |p| p.now())
+}
+
+/// Lets the worker's event loop run: queued messages get posted and incoming ones received.
+async fn yield_to_event_loop() {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let global = js_sys::global().unchecked_into::<WorkerGlobalScope>();
+        let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Yields at most every `every_ms`, so loops stay fast but progress still streams.
+struct Pacer {
+    last: f64,
+    every_ms: f64,
+}
+
+impl Pacer {
+    fn new(every_ms: f64) -> Self {
+        Pacer { last: now_ms(), every_ms }
+    }
+
+    async fn tick(&mut self) -> bool {
+        if now_ms() - self.last >= self.every_ms {
+            yield_to_event_loop().await;
+            self.last = now_ms();
+            return true;
+        }
+        false
+    }
+}
+
+fn js_err(e: JsValue) -> String {
+    e.as_string()
+        .or_else(|| Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string()))
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Fetches `url` with streamed progress.
+async fn fetch_bytes(scope: &mut Scope, url: &str) -> Result<Vec<u8>, String> {
+    let global = js_sys::global().unchecked_into::<WorkerGlobalScope>();
+    let resp = JsFuture::from(global.fetch_with_str(url)).await.map_err(js_err)?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
+    if !resp.ok() {
+        return Err(format!("the server answered HTTP {} {}", resp.status(), resp.status_text()));
+    }
+    let total: Option<u64> = resp
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|s| s.parse().ok());
+    let body = resp.body().ok_or("the response has no body")?;
+    let reader: ReadableStreamDefaultReader = body.get_reader().dyn_into().map_err(|o: js_sys::Object| js_err(o.into()))?;
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0).min(1 << 31) as usize);
+    let mut pacer = Pacer::new(50.0);
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(js_err)?;
+        if Reflect::get(&chunk, &"done".into()).map_err(js_err)?.as_bool().unwrap_or(true) {
+            break;
+        }
+        let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(js_err)?.dyn_into().map_err(js_err)?;
+        let start = bytes.len();
+        bytes.resize(start + value.length() as usize, 0);
+        value.copy_to(&mut bytes[start..]);
+        if pacer.tick().await || total == Some(bytes.len() as u64) {
+            let _ = scope
+                .send(Response::LoadProgress { phase: LoadPhase::Download, done: bytes.len() as u64, total })
+                .await;
+        }
+    }
+    Ok(bytes)
+}
+
+async fn load(scope: &mut Scope, engine: &mut Engine, url: String) {
+    let t0 = now_ms();
+    let bytes = match fetch_bytes(scope, &url).await {
+        Ok(b) => b,
+        Err(reason) => {
+            let message = format!("could not download {url}: {reason}");
+            let _ = scope.send(Response::LoadFailed { url, message }).await;
+            return;
+        }
+    };
+    let _ = scope
+        .send(Response::LoadProgress { phase: LoadPhase::Download, done: bytes.len() as u64, total: Some(bytes.len() as u64) })
+        .await;
+    let result = async {
+        let mut loader = Engine::begin_load(&bytes)?;
+        let total = loader.total() as u64;
+        let mut pacer = Pacer::new(40.0);
+        while let Some(done) = loader.step()? {
+            if pacer.tick().await {
+                let _ = scope
+                    .send(Response::LoadProgress { phase: LoadPhase::Tensors, done: done as u64, total: Some(total) })
+                    .await;
+            }
+        }
+        let _ = scope.send(Response::LoadProgress { phase: LoadPhase::Finalize, done: 0, total: None }).await;
+        yield_to_event_loop().await;
+        let model = engine.finish_load(loader, &bytes)?;
+        Ok::<_, crate::engine::WorkerError>(Engine::info(model, &url, bytes.len() as u64, now_ms() - t0))
+    }
+    .await;
+    let msg = match result {
+        Ok(info) => Response::Loaded(info),
+        Err(e) => Response::LoadFailed { message: format!("{url} is not a model Hawthorne can load: {e}"), url },
+    };
+    let _ = scope.send(msg).await;
+}
+
+async fn chat(scope: &mut Scope, engine: &Engine, req: ChatRequest, pending: &mut VecDeque<Request>) {
+    let id = req.id;
+    let t0 = now_ms();
+    let fail = |e: &dyn std::fmt::Display| Response::ChatFailed { id, message: e.to_string() };
+    let (ids, norms) = match engine.prompt_norms(&req) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = scope.send(fail(&e)).await;
+            return;
+        }
+    };
+    let _ = scope.send(Response::ChatNorms { id, norms }).await;
+    yield_to_event_loop().await;
+    let mut gen = match engine.generator(&req, &ids) {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = scope.send(fail(&e)).await;
+            return;
+        }
+    };
+    let t_gen = now_ms();
+    loop {
+        match gen.step() {
+            Ok(Some(_)) => {
+                let _ = scope.send(Response::ChatToken { id, text: gen.text().to_string() }).await;
+            }
+            Ok(None) => break,
+            Err(e) => {
+            let _ = scope.send(fail(&e)).await;
+            return;
+        }
+        }
+        yield_to_event_loop().await;
+        let mut cancelled = false;
+        while let Some(Some(msg)) = scope.next().now_or_never() {
+            match msg {
+                Request::Cancel { id: c } if c == id => cancelled = true,
+                Request::Cancel { .. } => {}
+                other => pending.push_back(other),
+            }
+        }
+        if cancelled {
+            break;
+        }
+    }
+    let n = gen.n_tokens();
+    let generation = gen.finish();
+    let gen_ms = now_ms() - t_gen;
+    let tokens_per_s = if gen_ms > 0.0 { n as f64 / (gen_ms / 1000.0) } else { 0.0 };
+    let _ = scope.send(Response::ChatDone { id, generation, ms: now_ms() - t0, tokens_per_s }).await;
+}
+
+/// The worker's main loop: one request at a time, in arrival order.
+#[reactor(EngineReactor)]
+pub async fn engine_reactor(mut scope: ReactorScope<Request, Response>) {
+    let mut engine = Engine::default();
+    let mut pending: VecDeque<Request> = VecDeque::new();
+    let _ = scope.send(Response::Ready).await;
+    loop {
+        let req = match pending.pop_front() {
+            Some(r) => r,
+            None => match scope.next().await {
+                Some(r) => r,
+                None => break,
+            },
+        };
+        match req {
+            Request::Load { url } => load(&mut scope, &mut engine, url).await,
+            Request::Chat(c) => chat(&mut scope, &engine, c, &mut pending).await,
+            Request::Cancel { .. } => {}
+        }
+    }
+}

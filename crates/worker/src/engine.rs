@@ -1,0 +1,161 @@
+//! Request handling for the worker, independent of the browser so it is tested natively.
+
+use hawthorne_model::gguf::GgufLoader;
+use hawthorne_model::{
+    GenerateOptions, Generator, HookPoint, LogitsAt, Model, ModelError, NamesFilter, RunOptions,
+};
+
+use crate::protocol::{ChatRequest, LayerNorms, ModelInfo};
+
+/// Everything the worker can fail at, as text for the page.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("no model is loaded yet")]
+    NoModel,
+    #[error("could not fetch {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// The request `max_tokens` ceiling, so a typo cannot freeze the worker for minutes.
+pub const MAX_REPLY_TOKENS: usize = 512;
+
+/// The loaded model, if any.
+#[derive(Debug, Default)]
+pub struct Engine {
+    pub model: Option<Model>,
+}
+
+impl Engine {
+    /// Builds [`ModelInfo`] for a freshly loaded model.
+    pub fn info(model: &Model, url: &str, bytes: u64, load_ms: f64) -> ModelInfo {
+        let l = &model.llama;
+        let mut n_params = l.token_embd.elem_count() + l.output_norm.elem_count();
+        for b in &l.blk {
+            for t in [
+                &b.attn_norm, &b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_norm,
+                &b.ffn_gate, &b.ffn_up, &b.ffn_down,
+            ] {
+                n_params += t.elem_count();
+            }
+        }
+        ModelInfo {
+            url: url.to_string(),
+            name: model.name.clone().unwrap_or_else(|| url.rsplit('/').next().unwrap_or(url).to_string()),
+            sha256: model.sha256.clone(),
+            bytes,
+            config: model.config().clone(),
+            n_params: n_params as u64,
+            load_ms,
+        }
+    }
+
+    /// Starts stepwise loading; call [`GgufLoader::step`] until it returns `None`, then
+    /// [`Engine::finish_load`].
+    pub fn begin_load(bytes: &[u8]) -> Result<GgufLoader<'_>, WorkerError> {
+        Ok(GgufLoader::new(bytes, &hawthorne_model::candle_device())?)
+    }
+
+    /// Finishes loading and installs the model.
+    pub fn finish_load(&mut self, loader: GgufLoader<'_>, bytes: &[u8]) -> Result<&Model, WorkerError> {
+        let mut g = loader.finish()?;
+        self.model = None; // free the old weights before keeping the new ones
+        let model = Model::from_parsed(&mut g, bytes)?;
+        Ok(self.model.insert(model))
+    }
+
+    /// The loaded model or [`WorkerError::NoModel`].
+    pub fn model(&self) -> Result<&Model, WorkerError> {
+        self.model.as_ref().ok_or(WorkerError::NoModel)
+    }
+
+    /// Tokenizes the chat and measures the last prompt token's residual norm at every layer.
+    pub fn prompt_norms(&self, req: &ChatRequest) -> Result<(Vec<u32>, LayerNorms), WorkerError> {
+        let model = self.model()?;
+        let ids = model.chat_tokens(&req.system, &req.user)?;
+        let n_layers = model.config().n_layers;
+        let mut hooks = vec![HookPoint::Embed];
+        hooks.extend((0..n_layers).map(HookPoint::ResidPost));
+        let opts = RunOptions {
+            cache: NamesFilter::hooks(hooks.iter().copied()),
+            logits: LogitsAt::Last,
+            ..RunOptions::default()
+        };
+        let out = model.llama.forward(std::slice::from_ref(&ids), &opts, None)?;
+        let mut norms = Vec::with_capacity(hooks.len());
+        for h in &hooks {
+            let t = out.cache.get(h).ok_or_else(|| ModelError::UnknownHook {
+                name: h.to_string(),
+                reason: "was not recorded".into(),
+            })?;
+            let last = t.get(0).and_then(|r| r.get(ids.len() - 1)).map_err(ModelError::from)?;
+            let norm = last.sqr().and_then(|x| x.sum_all()).and_then(|x| x.sqrt()).and_then(|x| x.to_scalar::<f32>());
+            norms.push(norm.map_err(ModelError::from)?);
+        }
+        let n_tokens = ids.len();
+        Ok((ids, LayerNorms { hooks: hooks.iter().map(ToString::to_string).collect(), norms, n_tokens }))
+    }
+
+    /// Prepares a stepwise generation for `req` from its prompt tokens.
+    pub fn generator<'m>(&'m self, req: &ChatRequest, ids: &[u32]) -> Result<Generator<'m>, WorkerError> {
+        let opts = GenerateOptions {
+            max_tokens: req.max_tokens.min(MAX_REPLY_TOKENS),
+            sampling: req.sampling.clone(),
+            interventions: Vec::new(),
+        };
+        Ok(Generator::new(self.model()?, ids, &opts)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hawthorne_model::testing::tiny_random_gguf;
+    use hawthorne_model::Sampling;
+
+    fn req(user: &str) -> ChatRequest {
+        ChatRequest { id: 1, system: "This chat is logged.".into(), user: user.into(), max_tokens: 5, sampling: Sampling::Greedy }
+    }
+
+    #[test]
+    fn load_norms_and_generate_on_a_tiny_model() -> anyhow::Result<()> {
+        let bytes = tiny_random_gguf(3)?;
+        let mut engine = Engine::default();
+        assert!(matches!(engine.prompt_norms(&req("hi")), Err(WorkerError::NoModel)));
+        let mut loader = Engine::begin_load(&bytes)?;
+        let total = loader.total();
+        let mut steps = 0;
+        while loader.step()?.is_some() {
+            steps += 1;
+        }
+        assert_eq!(steps, total);
+        engine.finish_load(loader, &bytes)?;
+        let (ids, norms) = engine.prompt_norms(&req("hi"))?;
+        assert_eq!(norms.norms.len(), 1 + engine.model()?.config().n_layers);
+        assert_eq!(norms.hooks[1], "blocks.0.hook_resid_post");
+        assert!(norms.norms.iter().all(|n| n.is_finite() && *n > 0.0));
+        let mut g = engine.generator(&req("hi"), &ids)?;
+        let mut n = 0;
+        while g.step()?.is_some() {
+            n += 1;
+        }
+        assert!(n <= 5);
+        Ok(())
+    }
+
+    #[test]
+    fn garbage_bytes_give_a_readable_error() {
+        let err = Engine::begin_load(b"<html>not found</html>").unwrap_err().to_string();
+        assert!(err.contains("GGUF"), "{err}");
+    }
+
+    #[test]
+    fn messages_round_trip_as_json() -> anyhow::Result<()> {
+        let r = crate::Request::Chat(req("hello"));
+        let j = serde_json::to_string(&r)?;
+        assert!(j.contains("\"type\":\"chat\""), "{j}");
+        assert_eq!(serde_json::from_str::<crate::Request>(&j)?, r);
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! Messages between the page and the worker. Both directions are plain serde data.
+
+use hawthorne_model::{Config, Generation, Sampling};
+use serde::{Deserialize, Serialize};
+
+/// A chat turn to run: the framing is the system prompt, the request the user turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// Caller-chosen id echoed in every response about this chat.
+    pub id: u64,
+    /// System text (the framing). Empty means the model's default system line.
+    pub system: String,
+    /// The user's request.
+    pub user: String,
+    pub max_tokens: usize,
+    pub sampling: Sampling,
+}
+
+/// Page → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Fetch the GGUF at `url` (inside the worker) and load it.
+    Load { url: String },
+    /// Run a chat turn; replies stream as [`Response::ChatToken`].
+    Chat(ChatRequest),
+    /// Stop the chat with this id after the current token.
+    Cancel { id: u64 },
+}
+
+/// Which part of loading a progress message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadPhase {
+    /// Bytes arriving over the network; `total` is known when the server sends a length.
+    Download,
+    /// Tensors being dequantised.
+    Tensors,
+    /// Building the tokenizer and weights.
+    Finalize,
+}
+
+/// What the page shows about a loaded model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub url: String,
+    pub name: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub config: Config,
+    pub n_params: u64,
+    pub load_ms: f64,
+}
+
+/// Residual norm of the last prompt token, per layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerNorms {
+    /// Hook names, `hook_embed` then `blocks.{i}.hook_resid_post`.
+    pub hooks: Vec<String>,
+    pub norms: Vec<f32>,
+    /// Number of prompt tokens (the norm is read at position `n_tokens - 1`).
+    pub n_tokens: usize,
+}
+
+/// Worker → page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// The worker is up and waiting for requests.
+    Ready,
+    LoadProgress { phase: LoadPhase, done: u64, total: Option<u64> },
+    Loaded(ModelInfo),
+    LoadFailed { url: String, message: String },
+    /// Norms of the prompt's last token, sent before generation starts.
+    ChatNorms { id: u64, norms: LayerNorms },
+    /// The reply so far.
+    ChatToken { id: u64, text: String },
+    ChatDone { id: u64, generation: Generation, ms: f64, tokens_per_s: f64 },
+    ChatFailed { id: u64, message: String },
+}

@@ -1,0 +1,89 @@
+//! A small static file server for `dist/` (and `models/` under `/models/`), for local use and tests.
+//! It binds to 127.0.0.1 only.
+
+use std::path::{Component, Path, PathBuf};
+use std::thread;
+
+use anyhow::{anyhow, Result};
+use tiny_http::{Header, Response, Server};
+
+/// A server running on a background thread.
+#[derive(Debug)]
+pub struct Running {
+    pub port: u16,
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("wasm") => "application/wasm",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("webmanifest") => "application/manifest+json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Maps a URL path to a file, refusing anything that climbs out of the roots.
+fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
+    let path = url.split(['?', '#']).next().unwrap_or("/");
+    let rel = Path::new(path.trim_start_matches('/'));
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    let (base, rel) = match rel.strip_prefix("models") {
+        Ok(r) => (root.join("models"), r.to_path_buf()),
+        Err(_) => (root.join("dist"), rel.to_path_buf()),
+    };
+    let file = if rel.as_os_str().is_empty() { base.join("index.html") } else { base.join(rel) };
+    file.is_file().then_some(file)
+}
+
+fn handle(server: Server, root: PathBuf) {
+    for req in server.incoming_requests() {
+        let resp = match resolve(&root, req.url()).and_then(|f| std::fs::File::open(&f).ok().map(|h| (f, h))) {
+            Some((path, file)) => {
+                let ct = Header::from_bytes("Content-Type", content_type(&path)).expect("static header");
+                let nc = Header::from_bytes("Cache-Control", "no-cache").expect("static header");
+                req.respond(Response::from_file(file).with_header(ct).with_header(nc))
+            }
+            None => req.respond(Response::from_string("not found").with_status_code(404)),
+        };
+        if let Err(e) = resp {
+            eprintln!("serve: {e}");
+        }
+    }
+}
+
+/// Starts serving on `port` (0 = any free port) in the background.
+pub fn spawn(root: &Path, port: u16) -> Result<Running> {
+    let server = Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let port = server.server_addr().to_ip().map(|a| a.port()).ok_or_else(|| anyhow!("no TCP address"))?;
+    let root = root.to_path_buf();
+    thread::spawn(move || handle(server, root));
+    Ok(Running { port })
+}
+
+/// Serves until interrupted.
+pub fn serve_forever(root: &Path, port: u16) -> Result<()> {
+    let server = Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e} (try `cargo xtask serve 8080`)"))?;
+    println!("Hawthorne is being served at http://127.0.0.1:{port}/  (Ctrl-C to stop)");
+    handle(server, root.to_path_buf());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_cannot_escape_the_roots() {
+        let root = crate::repo_root();
+        assert!(resolve(&root, "/../Cargo.toml").is_none());
+        assert!(resolve(&root, "/models/../Cargo.toml").is_none());
+        assert_eq!(content_type(Path::new("a/b.wasm")), "application/wasm");
+    }
+}

