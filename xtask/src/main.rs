@@ -82,9 +82,13 @@ pub fn build_web(root: &Path) -> Result<()> {
         std::fs::remove_dir_all(&dist).context("clearing dist/")?;
     }
     std::fs::create_dir_all(&pkg)?;
-    for bin in ["app", "worker"] {
+    // The page is an ES module; the worker is a classic script (see `WORKER_PATH` in the app).
+    for (bin, target) in [("app", "web"), ("worker", "no-modules")] {
         let wasm = root.join(format!("target/wasm32-unknown-unknown/release/{bin}.wasm"));
-        run(Command::new(setup::wasm_bindgen_bin()).args(["--target", "web", "--no-typescript", "--out-dir"]).arg(&pkg).arg(&wasm))?;
+        run(Command::new(setup::wasm_bindgen_bin())
+            .args(["--target", target, "--no-typescript", "--out-dir"])
+            .arg(&pkg)
+            .arg(&wasm))?;
     }
     std::fs::copy(root.join("index.html"), dist.join("index.html"))?;
     copy_dir(&root.join("web"), &dist.join("web"))?;

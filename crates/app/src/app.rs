@@ -11,13 +11,28 @@ use crate::components::model_picker::ModelPicker;
 use crate::components::norm_chart::NormChart;
 use crate::state::{Action, AppContext, AppState};
 
-/// Path of the worker's wasm-bindgen module, relative to the page.
+/// Path of the worker's wasm-bindgen script, relative to the page.
+///
+/// The worker is built with `wasm-bindgen --target no-modules` and spawned as a classic worker:
+/// yew-agent 0.5's `ReactorSpawner::encoding` resets the `as_module` flag, so a module worker
+/// cannot be combined with a custom codec.
 const WORKER_PATH: &str = "pkg/worker.js";
+
+/// Resolves `url` against the page, because the worker (started from a blob: URL) cannot
+/// resolve relative URLs itself.
+fn absolute_url(url: &str) -> String {
+    gloo::utils::window()
+        .location()
+        .href()
+        .ok()
+        .and_then(|base| web_sys::Url::new_with_base(url, &base).ok())
+        .map_or_else(|| url.to_string(), |u| u.href())
+}
 
 #[component]
 pub fn App() -> Html {
     html! {
-        <ReactorProvider<EngineReactor, SerdeCodec> path={WORKER_PATH} module=true lazy=false>
+        <ReactorProvider<EngineReactor, SerdeCodec> path={WORKER_PATH} module=false lazy=false>
             <Workbench />
         </ReactorProvider<EngineReactor, SerdeCodec>>
     }
@@ -38,7 +53,7 @@ fn Workbench() -> Html {
         let (bridge, dispatch) = (bridge.clone(), state.dispatcher());
         Callback::from(move |url: String| {
             dispatch.dispatch(Action::LoadStarted(url.clone()));
-            bridge.send(Request::Load { url });
+            bridge.send(Request::Load { url: absolute_url(&url) });
         })
     };
 

@@ -1,0 +1,130 @@
+//! The native `hawthorne` command: chat generation and activation caching to NPY.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+use clap::{Parser, Subcommand};
+use hawthorne_model::{GenerateOptions, LogitsAt, Model, NamesFilter, RunOptions, Sampling};
+
+#[derive(Parser, Debug)]
+#[command(name = "hawthorne", version, about = "Probe language models for behaving differently when unobserved")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate a chat reply and print it on stdout.
+    Generate {
+        /// GGUF model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// System text (the framing); empty uses the model's default system line.
+        #[arg(long, default_value = "")]
+        system: String,
+        /// The user's request.
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 128)]
+        max_tokens: usize,
+        /// Sample with this seed (temperature/top-p below) instead of greedy decoding.
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long, default_value_t = 0.8)]
+        temperature: f32,
+        #[arg(long, default_value_t = 0.95)]
+        top_p: f32,
+    },
+    /// Run one prompt and save activations at the chosen hooks as a stacked NPY array
+    /// of shape [n_hooks, n_tokens, d] (plus a .hooks.txt listing the hook names in order).
+    Cache {
+        #[arg(long)]
+        model: PathBuf,
+        /// The text to run; use --chat to wrap it in the chat template as a user turn.
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        chat: bool,
+        #[arg(long, default_value = "")]
+        system: String,
+        /// Names filter, e.g. 'blocks.*.hook_resid_post' or 'hook_embed,blocks.3.hook_mlp_out'.
+        #[arg(long, default_value = "blocks.*.hook_resid_post")]
+        hooks: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn load(path: &PathBuf) -> Result<Model> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Model::from_gguf_bytes(&bytes).with_context(|| format!("loading {}", path.display()))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Generate { model, system, prompt, max_tokens, seed, temperature, top_p } => {
+            let model = load(&model)?;
+            let ids = model.chat_tokens(&system, &prompt)?;
+            let sampling = match seed {
+                Some(seed) => Sampling::Seeded { seed, temperature, top_p },
+                None => Sampling::Greedy,
+            };
+            let opts = GenerateOptions { max_tokens, sampling, interventions: Vec::new() };
+            let t0 = Instant::now();
+            let mut printed = 0;
+            let mut stdout = std::io::stdout();
+            let out = model.generate(&ids, &opts, |_, text| {
+                // Print only complete UTF-8 text as it grows.
+                if let Some(new) = text.get(printed..) {
+                    let _ = write!(stdout, "{new}");
+                    let _ = stdout.flush();
+                    printed = text.len();
+                }
+            })?;
+            println!();
+            eprintln!(
+                "[{} prompt tokens, {} generated in {:.2} s, stop: {:?}]",
+                ids.len(),
+                out.tokens.len(),
+                t0.elapsed().as_secs_f64(),
+                out.stop
+            );
+        }
+        Command::Cache { model, prompt, chat, system, hooks, out } => {
+            let model = load(&model)?;
+            let filter = NamesFilter::parse(&hooks)?;
+            let selected = filter.resolve(model.config().n_layers)?;
+            if selected.is_empty() {
+                bail!("--hooks '{hooks}' selects no hook point");
+            }
+            if let Some(h) = selected.iter().find(|h| matches!(h, hawthorne_model::HookPoint::AttnPattern(_))) {
+                bail!("{h} has shape [heads, T, T], which does not stack with [T, d] hooks; cache it on its own");
+            }
+            let text = if chat { model.tokenizer.chat_prompt(&system, &prompt) } else { prompt };
+            let ids = model.tokenizer.encode(&text)?;
+            let opts = RunOptions { cache: filter, logits: LogitsAt::Last, ..RunOptions::default() };
+            let fwd = model.llama.forward(std::slice::from_ref(&ids), &opts, None)?;
+            let acts = selected
+                .iter()
+                .map(|h| fwd.cache.get(h).context("hook not recorded")?.get(0).map_err(Into::into))
+                .collect::<Result<Vec<Tensor>>>()?;
+            let stacked = Tensor::stack(&acts, 0)?; // [n_hooks, T, d]
+            stacked.write_npy(&out).with_context(|| format!("writing {}", out.display()))?;
+            let names: Vec<String> = selected.iter().map(ToString::to_string).collect();
+            let list = out.with_extension("hooks.txt");
+            std::fs::write(&list, names.join("\n") + "\n")?;
+            eprintln!(
+                "wrote {} {:?} (hooks listed in {})",
+                out.display(),
+                stacked.dims(),
+                list.display()
+            );
+        }
+    }
+    Ok(())
+}

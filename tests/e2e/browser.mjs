@@ -1,0 +1,30 @@
+// Shared Playwright helpers: launch Debian's Chromium headless with the flags this project
+// relies on (no sandbox inside containers, no background network traffic).
+import { chromium } from 'playwright-core';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const BASE = process.env.HAWTHORNE_URL ?? 'http://127.0.0.1:8000';
+
+export async function launch() {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'hawthorne-e2e-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--no-first-run', '--disable-sync',
+    ],
+    viewport: { width: 1280, height: 900 },
+  });
+  return context;
+}
+
+/** Collects console errors and uncaught page errors so tests can assert there were none. */
+export function watchErrors(page) {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  return errors;
+}

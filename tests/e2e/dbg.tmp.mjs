@@ -1,0 +1,13 @@
+import { launch, BASE } from './browser.mjs';
+const ctx = await launch();
+const page = await ctx.newPage();
+page.on('console', (m) => console.log('console', m.type(), m.text()));
+page.on('pageerror', (e) => console.log('pageerror', e.message));
+page.on('requestfailed', (r) => console.log('reqfailed', r.url()));
+page.on('response', (r) => console.log('resp', r.status(), r.url()));
+page.on('worker', (w) => { console.log('worker', w.url()); });
+await page.goto(BASE + '/');
+await page.waitForTimeout(8000);
+await page.screenshot({ path: '/tmp/s1.png', fullPage: true });
+console.log(await page.textContent('body'));
+await ctx.close();
