@@ -28,3 +28,10 @@ export function watchErrors(page) {
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
   return errors;
 }
+
+/** Saves a full-page screenshot into docs/ (committed, used by the README). */
+export async function screenshot(page, name) {
+  const { fileURLToPath } = await import('node:url');
+  const dir = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'docs');
+  await page.screenshot({ path: join(dir, name), fullPage: true });
+}

@@ -31,6 +31,9 @@ fn draw(canvas: HtmlCanvasElement, norms: &LayerNorms) -> Result<(), String> {
         .x_desc("layer (0 = embedding, i = after block i−1)")
         .y_desc("‖resid‖ (log scale)")
         .x_labels(n.min(16))
+        .x_label_formatter(&|x| format!("{}", x.round() as i64))
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
         .draw()
         .map_err(|e| e.to_string())?;
     let points: Vec<(f32, f32)> = norms.norms.iter().enumerate().map(|(i, &v)| (i as f32, v)).collect();
@@ -56,18 +59,18 @@ pub fn NormChart() -> Html {
     }
     let Some(norms) = &state.chat.norms else {
         return html! {
-            <section class="panel" aria-labelledby="norm-heading">
+            <section class="panel wide" aria-labelledby="norm-heading">
                 <h2 id="norm-heading">{"Residual norm by layer"}</h2>
                 <p class="muted">{"Send a chat to see how the residual stream's norm at the last prompt token grows through the layers."}</p>
-                <canvas ref={canvas} width="640" height="300" hidden=true />
+                <canvas ref={canvas} width="960" height="360" hidden=true />
             </section>
         };
     };
     html! {
-        <section class="panel" aria-labelledby="norm-heading">
+        <section class="panel wide" aria-labelledby="norm-heading">
             <h2 id="norm-heading">{"Residual norm by layer"}</h2>
             <p class="muted">{format!("‖resid_post‖ at the last prompt token (position {} of {}).", norms.n_tokens - 1, norms.n_tokens)}</p>
-            <canvas ref={canvas} width="640" height="300" role="img" data-testid="norm-chart"
+            <canvas ref={canvas} width="960" height="360" role="img" data-testid="norm-chart"
                 aria-label={format!("Line chart of residual norm over {} layers, from {:.1} to {:.1}", norms.norms.len(), norms.norms.first().copied().unwrap_or(0.0), norms.norms.last().copied().unwrap_or(0.0))} />
             if let Some(e) = &*error { <p class="error">{format!("Could not draw the chart: {e}")}</p> }
             <details>

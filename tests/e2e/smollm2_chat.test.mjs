@@ -1,0 +1,62 @@
+// End to end: open the page, load SmolLM2 in the worker, chat, and check the norm chart.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, watchErrors, BASE, screenshot } from './browser.mjs';
+
+const SMOLLM2 = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
+
+test('SmolLM2 loads in the worker, answers a chat, and draws the norm chart', { timeout: 300_000 }, async () => {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const errors = watchErrors(page);
+    await page.goto(BASE + '/');
+
+    // Choose SmolLM2 (the page may default to another model) and wait for it to load.
+    await page.selectOption('#model-select', SMOLLM2);
+    const selectedLoaded = async () =>
+      (await page.locator('[data-testid=model-ready]').textContent().catch(() => '')) ?? '';
+    if (!(await selectedLoaded()).includes('30 layers')) {
+      await page.waitForSelector('[data-testid=load-model]:not([disabled])', { timeout: 120_000 });
+      await page.click('[data-testid=load-model]');
+    }
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=model-ready]')?.textContent.includes('30 layers'),
+      null, { timeout: 180_000 });
+    const info = await page.textContent('[data-testid=model-ready]');
+    assert.match(info, /d_model 576/);
+    assert.match(info, /sha256 b179c9523d0e/);
+
+    // Chat with the model's default system line.
+    await page.getByRole('button', { name: 'Model default' }).click();
+    await page.fill('[data-testid=request]', 'What is the capital of France?');
+    await page.fill('#max-tokens', '24');
+    await page.click('[data-testid=send]');
+    await page.waitForSelector('[data-testid=reply][data-done=true]', { timeout: 180_000 });
+    const reply = await page.textContent('[data-testid=reply]');
+    assert.match(reply, /Paris/, `reply was ${JSON.stringify(reply)}`);
+
+    // The norm chart: one row per hook (embedding + 30 blocks), growing with depth.
+    await page.waitForSelector('[data-testid=norm-chart]');
+    const rows = await page.$$eval('[data-testid=norm-table] tbody tr', (trs) =>
+      trs.map((tr) => [tr.cells[0].textContent, Number(tr.cells[1].textContent)]));
+    assert.equal(rows.length, 31);
+    assert.equal(rows[0][0], 'hook_embed');
+    assert.equal(rows[30][0], 'blocks.29.hook_resid_post');
+    assert.ok(rows.every(([, v]) => Number.isFinite(v) && v > 0), 'norms are positive numbers');
+    assert.ok(rows[30][1] > 10 * rows[0][1], `the last layer's norm ${rows[30][1]} dwarfs the embedding's ${rows[0][1]}`);
+    // The canvas really has pixels drawn on it.
+    const inked = await page.$eval('[data-testid=norm-chart]', (c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200) n++;
+      return n;
+    });
+    assert.ok(inked > 500, `chart has ${inked} inked pixels`);
+
+    await screenshot(page, 'smollm2-chat.png');
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
