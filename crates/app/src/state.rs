@@ -41,6 +41,8 @@ pub enum ModelStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatStats {
     pub ms: f64,
+    pub prompt_tokens: usize,
+    pub prefill_ms: f64,
     pub tokens: usize,
     pub tokens_per_s: f64,
     pub stop: String,
@@ -143,11 +145,13 @@ impl AppState {
             Response::LoadFailed { url, message } => self.model = ModelStatus::Failed { url, message },
             Response::ChatNorms { id, norms } if current(id, self) => self.chat.norms = Some(norms),
             Response::ChatToken { id, text } if current(id, self) => self.chat.reply = text,
-            Response::ChatDone { id, generation, ms, tokens_per_s } if current(id, self) => {
+            Response::ChatDone { id, generation, ms, tokens_per_s, prompt_tokens, prefill_ms } if current(id, self) => {
                 self.chat.running = None;
                 self.chat.reply = generation.text;
                 self.chat.stats = Some(ChatStats {
                     ms,
+                    prompt_tokens,
+                    prefill_ms,
                     tokens: generation.tokens.len(),
                     tokens_per_s,
                     stop: format!("{:?}", generation.stop),

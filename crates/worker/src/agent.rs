@@ -73,6 +73,13 @@ impl Pacer {
     }
 }
 
+/// Current size of this module's linear memory.
+fn wasm_memory_bytes() -> Option<u64> {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().dyn_into().ok()?;
+    let buffer: js_sys::ArrayBuffer = memory.buffer().dyn_into().ok()?;
+    Some(u64::from(buffer.byte_length()))
+}
+
 fn js_err(e: JsValue) -> String {
     e.as_string()
         .or_else(|| Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string()))
@@ -142,7 +149,9 @@ async fn load(scope: &mut Scope, engine: &mut Engine, url: String) {
         let _ = scope.send(Response::LoadProgress { phase: LoadPhase::Finalize, done: 0, total: None }).await;
         yield_to_event_loop().await;
         let model = engine.finish_load(loader, &bytes)?;
-        Ok::<_, crate::engine::WorkerError>(Engine::info(model, &url, bytes.len() as u64, now_ms() - t0))
+        let mut info = Engine::info(model, &url, bytes.len() as u64, now_ms() - t0);
+        info.wasm_memory_bytes = wasm_memory_bytes();
+        Ok::<_, crate::engine::WorkerError>(info)
     }
     .await;
     let msg = match result {
@@ -172,9 +181,16 @@ async fn chat(scope: &mut Scope, engine: &Engine, req: ChatRequest, pending: &mu
             return;
         }
     };
-    let t_gen = now_ms();
+    let t_prefill = now_ms();
+    let mut prefill_ms = None;
+    let mut t_decode = t_prefill;
     loop {
-        match gen.step() {
+        let step = gen.step();
+        if prefill_ms.is_none() {
+            t_decode = now_ms();
+            prefill_ms = Some(t_decode - t_prefill);
+        }
+        match step {
             Ok(Some(_)) => {
                 let _ = scope.send(Response::ChatToken { id, text: gen.text().to_string() }).await;
             }
@@ -197,11 +213,21 @@ async fn chat(scope: &mut Scope, engine: &Engine, req: ChatRequest, pending: &mu
             break;
         }
     }
-    let n = gen.n_tokens();
+    // Decoding speed counts the tokens after the first, which came out of the prefill.
+    let decoded = gen.n_tokens().saturating_sub(1);
     let generation = gen.finish();
-    let gen_ms = now_ms() - t_gen;
-    let tokens_per_s = if gen_ms > 0.0 { n as f64 / (gen_ms / 1000.0) } else { 0.0 };
-    let _ = scope.send(Response::ChatDone { id, generation, ms: now_ms() - t0, tokens_per_s }).await;
+    let decode_ms = now_ms() - t_decode;
+    let tokens_per_s = if decoded > 0 && decode_ms > 0.0 { decoded as f64 / (decode_ms / 1000.0) } else { 0.0 };
+    let _ = scope
+        .send(Response::ChatDone {
+            id,
+            generation,
+            ms: now_ms() - t0,
+            tokens_per_s,
+            prompt_tokens: ids.len(),
+            prefill_ms: prefill_ms.unwrap_or(0.0),
+        })
+        .await;
 }
 
 /// The worker's main loop: one request at a time, in arrival order.

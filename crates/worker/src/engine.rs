@@ -48,6 +48,7 @@ impl Engine {
             config: model.config().clone(),
             n_params: n_params as u64,
             load_ms,
+            wasm_memory_bytes: None,
         }
     }
 

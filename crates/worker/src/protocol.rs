@@ -50,6 +50,8 @@ pub struct ModelInfo {
     pub config: Config,
     pub n_params: u64,
     pub load_ms: f64,
+    /// Size of the worker's wasm linear memory after loading, when running in a browser.
+    pub wasm_memory_bytes: Option<u64>,
 }
 
 /// Residual norm of the last prompt token, per layer.
@@ -75,6 +77,16 @@ pub enum Response {
     ChatNorms { id: u64, norms: LayerNorms },
     /// The reply so far.
     ChatToken { id: u64, text: String },
-    ChatDone { id: u64, generation: Generation, ms: f64, tokens_per_s: f64 },
+    ChatDone {
+        id: u64,
+        generation: Generation,
+        /// Wall time of the whole request (norms, prefill and decoding).
+        ms: f64,
+        /// Decoding speed after the first token.
+        tokens_per_s: f64,
+        prompt_tokens: usize,
+        /// Time of the prompt's forward pass (which also yields the first token).
+        prefill_ms: f64,
+    },
     ChatFailed { id: u64, message: String },
 }

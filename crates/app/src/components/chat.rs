@@ -91,8 +91,13 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
                 if running { <span class="cursor" aria-hidden="true">{"▍"}</span> }
             </output>
             if let Some(stats) = &state.chat.stats {
-                <p class="muted" data-testid="chat-stats">
-                    {format!("{} tokens in {:.2} s · {:.1} tok/s · stopped: {}", stats.tokens, stats.ms / 1000.0, stats.tokens_per_s, stats.stop)}
+                <p class="muted" data-testid="chat-stats"
+                    data-prompt-tokens={stats.prompt_tokens.to_string()} data-prefill-ms={format!("{:.1}", stats.prefill_ms)}
+                    data-decode-tps={format!("{:.2}", stats.tokens_per_s)}>
+                    {format!("prompt {} tokens, prefill {:.0} ms ({:.0} tok/s) · {} tokens generated, {:.1} tok/s · stopped: {}",
+                        stats.prompt_tokens, stats.prefill_ms,
+                        stats.prompt_tokens as f64 / (stats.prefill_ms / 1000.0).max(1e-9),
+                        stats.tokens, stats.tokens_per_s, stats.stop)}
                 </p>
             }
             if let Some(err) = &state.chat.error {

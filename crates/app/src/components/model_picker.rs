@@ -66,6 +66,9 @@ pub fn ModelPicker(props: &ModelPickerProps) -> Html {
                 <dt>{"Parameters"}</dt><dd>{format!("{:.1} M", info.n_params as f64 / 1e6)}</dd>
                 <dt>{"File"}</dt><dd>{format!("{} · sha256 {}…", mb(info.bytes), &info.sha256[..12])}</dd>
                 <dt>{"Loaded in"}</dt><dd>{format!("{:.2} s", info.load_ms / 1000.0)}</dd>
+                if let Some(mem) = info.wasm_memory_bytes {
+                    <dt>{"Worker memory"}</dt><dd data-testid="wasm-memory" data-bytes={mem.to_string()}>{mb(mem)}</dd>
+                }
             </dl>
         },
         ModelStatus::Failed { message, .. } => html! {
