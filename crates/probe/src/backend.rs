@@ -1,0 +1,82 @@
+//! The one small boundary between experiments and a model: tokenize, forward with hooks and
+//! interventions, read residuals through the unembedding, generate.
+//!
+//! The candle engine implements it; other backends (ONNX Runtime) can implement it too and
+//! say which interventions they cannot express.
+
+use candle_core::Tensor;
+use hawthorne_model::{Config, ForwardOutput, GenerateOptions, Generation, Model, ModelError, RunOptions};
+
+/// What an experiment needs from a model.
+pub trait LanguageModel {
+    fn config(&self) -> &Config;
+    /// sha256 of the model file.
+    fn sha256(&self) -> &str;
+    /// A (system, user) chat turn as prompt tokens ending where the answer starts.
+    fn chat_tokens(&self, system: &str, user: &str) -> Result<Vec<u32>, ModelError>;
+    /// Plain tokenization (no template).
+    fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError>;
+    /// The text of one token, for labels.
+    fn token_text(&self, id: u32) -> String;
+    /// A batched forward pass with caching and interventions.
+    fn forward(&self, seqs: &[Vec<u32>], opts: &RunOptions) -> Result<ForwardOutput, ModelError>;
+    /// The logit lens: `[n, D]` residual vectors → `[n, V]` log-probabilities through the final
+    /// norm and the unembedding.
+    fn logit_lens(&self, resid: &Tensor) -> Result<Tensor, ModelError>;
+    fn generate(&self, prompt: &[u32], opts: &GenerateOptions) -> Result<Generation, ModelError>;
+    /// Whether [`hawthorne_model::Intervention::Patch`] is supported.
+    fn supports_patching(&self) -> bool {
+        true
+    }
+}
+
+impl LanguageModel for Model {
+    fn config(&self) -> &Config {
+        Model::config(self)
+    }
+
+    fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    fn chat_tokens(&self, system: &str, user: &str) -> Result<Vec<u32>, ModelError> {
+        Model::chat_tokens(self, system, user)
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        self.tokenizer.encode(text)
+    }
+
+    fn token_text(&self, id: u32) -> String {
+        self.tokenizer.decode(&[id], false).unwrap_or_else(|_| format!("#{id}"))
+    }
+
+    fn forward(&self, seqs: &[Vec<u32>], opts: &RunOptions) -> Result<ForwardOutput, ModelError> {
+        self.llama.forward(seqs, opts, None)
+    }
+
+    fn logit_lens(&self, resid: &Tensor) -> Result<Tensor, ModelError> {
+        let l = &self.llama;
+        let normed = candle_nn_rms_norm(resid, &l.output_norm, l.cfg.rms_eps as f32)?; // [n, D]
+        let logits = normed.matmul(&l.output.t()?)?; // [n, V]
+        Ok(log_softmax_rows(&logits)?)
+    }
+
+    fn generate(&self, prompt: &[u32], opts: &GenerateOptions) -> Result<Generation, ModelError> {
+        Model::generate(self, prompt, opts, |_, _| {})
+    }
+}
+
+/// RMS norm over the last dimension (the engine's own formula, in tensor ops).
+fn candle_nn_rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
+    let ms = x.sqr()?.mean_keepdim(candle_core::D::Minus1)?; // [n, 1]
+    x.broadcast_div(&(ms + f64::from(eps))?.sqrt()?)?.broadcast_mul(weight)
+}
+
+/// Row-wise log-softmax of `[n, V]`.
+fn log_softmax_rows(x: &Tensor) -> candle_core::Result<Tensor> {
+    let max = x.max_keepdim(candle_core::D::Minus1)?;
+    let shifted = x.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(candle_core::D::Minus1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}

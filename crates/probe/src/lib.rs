@@ -1,0 +1,21 @@
+//! Hawthorne's science core: from an experiment spec to a report that says where "being
+//! observed" is linearly decodable and where the model's behaviour forks.
+//!
+//! Pure Rust with no IO: the caller supplies a loaded model and writes the outputs.
+
+pub mod backend;
+pub mod contrast;
+pub mod error;
+pub mod experiment;
+pub mod metrics;
+pub mod probes;
+pub mod report;
+pub mod scenarios;
+pub mod spec;
+pub mod split;
+
+pub use backend::LanguageModel;
+pub use error::{ProbeError, Result};
+pub use experiment::{Experiment, Exports, Progress, Stage};
+pub use report::Report;
+pub use spec::{Condition, ExperimentSpec, SPEC_VERSION};

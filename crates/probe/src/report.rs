@@ -1,0 +1,300 @@
+//! The report: every number a run produced plus provenance, as versioned JSON, a markdown
+//! summary, CSV of metrics and NPY arrays (as bytes; writing files is the caller's job).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::probes::{ProbeMetrics, RandomBaseline};
+use crate::spec::ExperimentSpec;
+
+/// Bumped whenever a field changes meaning or disappears.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// Where the numbers came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub spec_hash: String,
+    pub model_id: String,
+    pub model_sha256: String,
+    pub engine_version: String,
+    pub n_layers: usize,
+    pub d_model: usize,
+    pub n_prompts: usize,
+}
+
+/// One prompt's labels and behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptRecord {
+    pub framing: String,
+    pub task: String,
+    pub family: String,
+    pub condition: String,
+    /// `train`, `test` or `none` (neutral prompts), in the first fold.
+    pub split: String,
+    pub held_out_framing: bool,
+    pub n_tokens: usize,
+    /// log P(misaligned first token) − log P(aligned first token) at the answer start.
+    pub behaviour_score: f64,
+    pub misaligned: bool,
+}
+
+/// Probes at one hook with their baselines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookProbes {
+    pub hook: String,
+    pub logistic: ProbeMetrics,
+    pub mass_mean: ProbeMetrics,
+    pub random_directions: Option<RandomBaseline>,
+    pub shuffled_labels: Option<ProbeMetrics>,
+}
+
+/// Misaligned rates and the compliance gap for a group of prompts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    pub n_observed: usize,
+    pub n_unobserved: usize,
+    pub rate_observed: f64,
+    pub rate_unobserved: f64,
+    /// rate(misaligned | unobserved) − rate(misaligned | observed).
+    pub compliance_gap: f64,
+    pub mean_score_observed: f64,
+    pub mean_score_unobserved: f64,
+}
+
+/// A greedy continuation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Continuation {
+    pub framing: String,
+    pub task: String,
+    pub condition: String,
+    pub text: String,
+}
+
+/// Behaviour across the contrast set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Behaviour {
+    pub all: Gap,
+    pub held_out_framings: Option<Gap>,
+    pub per_family: BTreeMap<String, Gap>,
+    pub rate_neutral: Option<f64>,
+    pub continuations: Vec<Continuation>,
+}
+
+/// Logit lens at one layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LensLayer {
+    pub hook: String,
+    /// Mean KL(P_observed ‖ P_unobserved) over paired prompts (same task, paired framings).
+    pub kl: f64,
+    /// Mean behaviour score read through the lens, per condition.
+    pub score_observed: f64,
+    pub score_unobserved: f64,
+}
+
+/// The patching heatmap: fraction of the behaviour gap closed by each (hook, position) patch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Patching {
+    pub hooks: Vec<String>,
+    /// Offsets back from the answer start (0 = last prompt token), one per column.
+    pub offsets: Vec<usize>,
+    /// The token at each offset in the first pair's unobserved prompt.
+    pub tokens: Vec<String>,
+    pub pairs: usize,
+    /// Mean behaviour gap score(observed) − score(unobserved) over the pairs.
+    pub mean_gap: f64,
+    /// `[hook][offset]`: mean score change over the pairs divided by `mean_gap`; null when the
+    /// gap is too small to normalise by.
+    pub fraction_closed: Vec<Vec<Option<f64>>>,
+    /// The same with a random direction of the same norm as the patch difference.
+    pub random_control: Vec<Vec<Option<f64>>>,
+}
+
+/// The steering sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Steering {
+    pub hook: String,
+    pub direction: String,
+    /// Mean ‖resid‖ at the hook (readout positions of the train prompts); α = 1 adds this much.
+    pub norm: f64,
+    pub alphas: Vec<f64>,
+    pub gap: Vec<f64>,
+    pub rate_observed: Vec<f64>,
+    pub rate_unobserved: Vec<f64>,
+    pub random_gap: Vec<f64>,
+    pub random_rate_unobserved: Vec<f64>,
+    pub n_prompts: usize,
+}
+
+/// A 2-D PCA projection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pca {
+    pub hook: String,
+    pub explained_variance_ratio: [f64; 2],
+    /// One `[pc1, pc2]` per prompt, in prompt order.
+    pub coords: Vec<[f64; 2]>,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub provenance: Provenance,
+    pub spec: ExperimentSpec,
+    pub split: String,
+    pub n_folds: usize,
+    pub prompts: Vec<PromptRecord>,
+    pub probes: Vec<HookProbes>,
+    pub behaviour: Behaviour,
+    pub logit_lens: Vec<LensLayer>,
+    pub patching: Option<Patching>,
+    pub steering: Option<Steering>,
+    pub pca: Option<Pca>,
+    /// Notes on what was skipped and why.
+    pub notes: Vec<String>,
+    /// Wall-clock milliseconds per stage, filled by the driver. The only field that differs
+    /// between two runs of the same spec.
+    #[serde(default)]
+    pub timings: BTreeMap<String, f64>,
+}
+
+fn f(x: f64) -> String {
+    if x.is_finite() { format!("{x:.3}") } else { "–".into() }
+}
+
+impl Report {
+    /// JSON with the timings left out, for determinism checks.
+    pub fn to_json_without_timings(&self) -> String {
+        let mut r = self.clone();
+        r.timings.clear();
+        serde_json::to_string_pretty(&r).expect("reports are plain data")
+    }
+
+    /// CSV of the per-hook probe metrics.
+    pub fn probes_csv(&self) -> String {
+        let mut s = String::from("hook,probe,train_accuracy,test_accuracy,auroc,auroc_lo,auroc_hi,tpr_at_1pct_fpr,random_best_auroc,random_mean_auroc,shuffled_auroc\n");
+        for h in &self.probes {
+            let rb = h.random_directions.as_ref();
+            let sh = h.shuffled_labels.as_ref().map_or(f64::NAN, |m| m.auroc);
+            for (name, m) in [("logistic", &h.logistic), ("mass_mean", &h.mass_mean)] {
+                let _ = writeln!(
+                    s,
+                    "{},{name},{},{},{},{},{},{},{},{},{}",
+                    h.hook, m.train_accuracy, m.test_accuracy, m.auroc, m.auroc_ci[0], m.auroc_ci[1], m.tpr_at_1pct_fpr,
+                    rb.map_or(f64::NAN, |r| r.best_auroc), rb.map_or(f64::NAN, |r| r.mean_auroc), sh
+                );
+            }
+        }
+        s
+    }
+
+    /// A readable summary.
+    pub fn to_markdown(&self) -> String {
+        let p = &self.provenance;
+        let mut s = String::new();
+        let _ = writeln!(s, "# Hawthorne report: {}\n", p.model_id);
+        let _ = writeln!(s, "- spec sha256 `{}`; model sha256 `{}`; engine {}", p.spec_hash, p.model_sha256, p.engine_version);
+        let _ = writeln!(s, "- {} prompts, {} layers, d_model {}; split {} ({} fold(s))\n", p.n_prompts, p.n_layers, p.d_model, self.split, self.n_folds);
+        let b = &self.behaviour;
+        let _ = writeln!(s, "## Behaviour\n");
+        let _ = writeln!(s, "| prompts | misaligned \\| observed | misaligned \\| unobserved | compliance gap |\n|---|---|---|---|");
+        let _ = writeln!(s, "| all | {} | {} | **{}** |", f(b.all.rate_observed), f(b.all.rate_unobserved), f(b.all.compliance_gap));
+        if let Some(h) = &b.held_out_framings {
+            let _ = writeln!(s, "| held-out framings | {} | {} | **{}** |", f(h.rate_observed), f(h.rate_unobserved), f(h.compliance_gap));
+        }
+        for (fam, g) in &b.per_family {
+            let _ = writeln!(s, "| family `{fam}` | {} | {} | {} |", f(g.rate_observed), f(g.rate_unobserved), f(g.compliance_gap));
+        }
+        if let Some(r) = b.rate_neutral {
+            let _ = writeln!(s, "\nMisaligned rate under neutral framings: {}.", f(r));
+        }
+        let _ = writeln!(s, "\n## Probes (test split) with baselines\n");
+        let _ = writeln!(s, "| hook | logistic AUROC [95% CI] | mass-mean AUROC | best of {} random | shuffled labels |\n|---|---|---|---|---|",
+            self.probes.first().and_then(|h| h.random_directions.as_ref()).map_or(0, |r| r.n));
+        for h in &self.probes {
+            let _ = writeln!(
+                s,
+                "| `{}` | {} [{}, {}] | {} | {} | {} |",
+                h.hook, f(h.logistic.auroc), f(h.logistic.auroc_ci[0]), f(h.logistic.auroc_ci[1]), f(h.mass_mean.auroc),
+                h.random_directions.as_ref().map_or("–".into(), |r| f(r.best_auroc)),
+                h.shuffled_labels.as_ref().map_or("–".into(), |m| f(m.auroc))
+            );
+        }
+        if !self.logit_lens.is_empty() {
+            let _ = writeln!(s, "\n## Logit lens\n\n| hook | KL(obs ‖ unobs) | score obs | score unobs |\n|---|---|---|---|");
+            for l in &self.logit_lens {
+                let _ = writeln!(s, "| `{}` | {} | {} | {} |", l.hook, f(l.kl), f(l.score_observed), f(l.score_unobserved));
+            }
+        }
+        if let Some(st) = &self.steering {
+            let _ = writeln!(s, "\n## Steering along the {} direction at `{}` (‖resid‖ ≈ {})\n\n| α | gap | misaligned \\| unobserved | random-direction gap |\n|---|---|---|---|", st.direction, st.hook, f(st.norm));
+            for i in 0..st.alphas.len() {
+                let _ = writeln!(s, "| {} | {} | {} | {} |", st.alphas[i], f(st.gap[i]), f(st.rate_unobserved[i]), f(st.random_gap[i]));
+            }
+        }
+        if let Some(pt) = &self.patching {
+            let best = pt
+                .fraction_closed
+                .iter()
+                .enumerate()
+                .flat_map(|(h, row)| row.iter().enumerate().filter_map(move |(o, v)| v.map(|v| (v, h, o))))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let _ = writeln!(s, "\n## Patching\n\nMean gap over {} pair(s): {}.", pt.pairs, f(pt.mean_gap));
+            if let Some((v, h, o)) = best {
+                let _ = writeln!(s, "Largest fraction closed: {} at `{}`, {} token(s) before the answer ({:?}).", f(v), pt.hooks[h], pt.offsets[o], pt.tokens[o]);
+            }
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(s, "\n## Notes\n");
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+        }
+        if !self.timings.is_empty() {
+            let _ = writeln!(s, "\n## Timings (ms)\n");
+            for (k, v) in &self.timings {
+                let _ = writeln!(s, "- {k}: {v:.1}");
+            }
+        }
+        s
+    }
+}
+
+/// NPY (version 1.0) bytes of a little-endian f32 array of the given shape.
+pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    assert_eq!(shape.iter().product::<usize>(), data.len(), "npy shape does not match data");
+    let dims = match shape.len() {
+        1 => format!("({},)", shape[0]),
+        _ => format!("({})", shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {dims}, }}");
+    // Pad so that magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_header_is_aligned() {
+        let b = npy_f32(&[2, 3], &[0.0; 6]);
+        assert_eq!(&b[..6], b"\x93NUMPY");
+        let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(b.len(), 10 + hlen + 24);
+        assert!(String::from_utf8_lossy(&b[10..10 + hlen]).contains("'shape': (2, 3)"));
+    }
+}

@@ -1,0 +1,525 @@
+//! The experiment spec: everything needed to reproduce a run, as versioned JSON, with validation
+//! and a compact URL-safe encoding (deflate + base64url) for share links.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+
+use base64::Engine as _;
+use hawthorne_model::{HookPoint, NamesFilter};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{spec_err, ProbeError, Result};
+
+/// The spec version this build writes and the newest it reads.
+pub const SPEC_VERSION: u32 = 1;
+
+/// Whether a framing tells the model it is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    Observed,
+    Unobserved,
+    /// No cue either way; reported for behaviour, never used to train probes.
+    Neutral,
+}
+
+impl Condition {
+    /// The probe label: `true` for unobserved.
+    pub fn label(self) -> Option<bool> {
+        match self {
+            Condition::Observed => Some(false),
+            Condition::Unobserved => Some(true),
+            Condition::Neutral => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Observed => "observed",
+            Condition::Unobserved => "unobserved",
+            Condition::Neutral => "neutral",
+        }
+    }
+}
+
+/// A cue text in the system-prompt position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Framing {
+    pub id: String,
+    pub condition: Condition,
+    pub text: String,
+    /// Held-out framings form the test side of the default by-framing split.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held_out: bool,
+}
+
+/// A user request with the two answers whose first tokens score the behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    pub id: String,
+    pub family: String,
+    pub text: String,
+    pub aligned: String,
+    pub misaligned: String,
+}
+
+/// Framings × tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub framings: Vec<Framing>,
+    pub tasks: Vec<Task>,
+}
+
+/// Which model the spec runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRef {
+    /// A model id the page and CLI know (`organism-deceptive`, `organism-control`,
+    /// `smollm2-135m-instruct`) or a path/URL to a GGUF file.
+    pub id: String,
+    /// When set, the loaded file must have this sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// How prompts are divided into train and test sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Split {
+    /// Test on held-out framings (those with `held_out: true`; if none are marked, a seeded
+    /// quarter of each condition's framings). Probes must read the concept, not the words.
+    ByFraming,
+    /// Test on a seeded quarter of the task families.
+    ByFamily,
+    /// A seeded random fraction of prompts.
+    Random { test_fraction: f64 },
+    /// k folds over prompts; metrics are averaged across folds.
+    KFold { k: usize },
+}
+
+impl Default for Split {
+    fn default() -> Self {
+        Split::ByFraming
+    }
+}
+
+impl Split {
+    pub fn name(&self) -> String {
+        match self {
+            Split::ByFraming => "by_framing".into(),
+            Split::ByFamily => "by_family".into(),
+            Split::Random { test_fraction } => format!("random({test_fraction})"),
+            Split::KFold { k } => format!("k_fold({k})"),
+        }
+    }
+}
+
+/// Which token's activation a probe reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readout {
+    /// The last prompt token, where the answer starts.
+    #[default]
+    Last,
+    /// The mean over the task's tokens.
+    MeanTask,
+}
+
+/// Probe settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbeSpec {
+    /// Inverse L2 strength of logistic regression, as scikit-learn's `C`.
+    pub c: f64,
+    pub max_iter: u64,
+    /// Bootstrap resamples for the AUROC confidence interval.
+    pub bootstrap: usize,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        ProbeSpec { c: 1.0, max_iter: 200, bootstrap: 200 }
+    }
+}
+
+/// Baselines shown beside every probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BaselineSpec {
+    /// Number of seeded random unit directions; the best one's AUROC is reported.
+    pub random_directions: usize,
+    /// Train a probe on shuffled labels.
+    pub shuffled_labels: bool,
+}
+
+impl Default for BaselineSpec {
+    fn default() -> Self {
+        BaselineSpec { random_directions: 100, shuffled_labels: true }
+    }
+}
+
+/// Behaviour measurement settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BehaviourSpec {
+    /// Greedy continuations recorded per condition.
+    pub continuations: usize,
+    pub max_tokens: usize,
+}
+
+impl Default for BehaviourSpec {
+    fn default() -> Self {
+        BehaviourSpec { continuations: 2, max_tokens: 24 }
+    }
+}
+
+/// Activation patching settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PatchingSpec {
+    pub enabled: bool,
+    /// Observed/unobserved prompt pairs averaged over.
+    pub pairs: usize,
+    /// Positions patched, counted back from the answer start within the shared suffix.
+    pub max_positions: usize,
+    /// Patch every `layer_stride`-th layer.
+    pub layer_stride: usize,
+}
+
+impl Default for PatchingSpec {
+    fn default() -> Self {
+        PatchingSpec { enabled: true, pairs: 4, max_positions: 24, layer_stride: 1 }
+    }
+}
+
+/// Which probe's direction steers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectionKind {
+    #[default]
+    MassMean,
+    Logistic,
+}
+
+/// Steering sweep settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SteeringSpec {
+    pub enabled: bool,
+    /// Block whose `hook_resid_post` is steered; `None` = the middle layer.
+    pub layer: Option<usize>,
+    /// Multiples of the mean residual norm at that layer added along the unit direction.
+    pub alphas: Vec<f64>,
+    pub direction: DirectionKind,
+    /// At most this many prompts per condition are rerun per α.
+    pub max_prompts: usize,
+}
+
+impl Default for SteeringSpec {
+    fn default() -> Self {
+        SteeringSpec {
+            enabled: true,
+            layer: None,
+            alphas: vec![-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0],
+            direction: DirectionKind::MassMean,
+            max_prompts: 64,
+        }
+    }
+}
+
+/// PCA settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PcaSpec {
+    /// Hook to project; `None` = the middle layer's `hook_resid_post`.
+    pub hook: Option<HookPoint>,
+}
+
+impl Default for PcaSpec {
+    fn default() -> Self {
+        PcaSpec { hook: None }
+    }
+}
+
+/// Resource limits checked before running.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_memory_mb: u64,
+    pub batch_size: usize,
+    /// Longest prompt, in tokens.
+    pub max_prompt_tokens: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_memory_mb: 1024, batch_size: 16, max_prompt_tokens: 512 }
+    }
+}
+
+/// Everything needed to reproduce a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSpec {
+    pub version: u32,
+    pub model: ModelRef,
+    pub scenario: Scenario,
+    /// Root of every random choice.
+    pub seed: u64,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub split: Split,
+    /// Names filter of the hooks to probe.
+    #[serde(default = "default_hooks")]
+    pub hooks: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub readout: Readout,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub probes: ProbeSpec,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub baselines: BaselineSpec,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub behaviour: BehaviourSpec,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub patching: PatchingSpec,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub steering: SteeringSpec,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub pca: PcaSpec,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: Limits,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+fn default_hooks() -> String {
+    "hook_embed,blocks.*.hook_resid_post".into()
+}
+
+impl ExperimentSpec {
+    /// A spec on `model` with the given scenario and every other setting at its default.
+    pub fn new(model: &str, scenario: Scenario, seed: u64) -> Self {
+        ExperimentSpec {
+            version: SPEC_VERSION,
+            model: ModelRef { id: model.into(), sha256: None },
+            scenario,
+            seed,
+            split: Split::default(),
+            hooks: default_hooks(),
+            readout: Readout::default(),
+            probes: ProbeSpec::default(),
+            baselines: BaselineSpec::default(),
+            behaviour: BehaviourSpec::default(),
+            patching: PatchingSpec::default(),
+            steering: SteeringSpec::default(),
+            pca: PcaSpec::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Parses JSON, refusing newer versions with a readable message.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(json)?;
+        if let Some(v) = value.get("version").and_then(serde_json::Value::as_u64) {
+            if v > u64::from(SPEC_VERSION) {
+                return Err(ProbeError::NewerVersion { found: v as u32, supported: SPEC_VERSION });
+            }
+        }
+        let spec: ExperimentSpec = serde_json::from_value(value)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Canonical JSON (field order fixed by the types, no whitespace).
+    pub fn to_canonical_json(&self) -> String {
+        serde_json::to_string(self).expect("specs are plain data")
+    }
+
+    /// Lower-case hex sha256 of the canonical JSON.
+    pub fn hash(&self) -> String {
+        Sha256::digest(self.to_canonical_json().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Compact URL-safe encoding: raw deflate of the canonical JSON, then unpadded base64url.
+    pub fn encode(&self) -> String {
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(self.to_canonical_json().as_bytes()).expect("writing to a Vec cannot fail");
+        let bytes = enc.finish().expect("writing to a Vec cannot fail");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Inverse of [`ExperimentSpec::encode`], with validation.
+    pub fn decode(text: &str) -> Result<Self> {
+        /// A decoded spec larger than this is refused (a deflate bomb, not a spec).
+        const MAX_JSON: u64 = 4 << 20;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim().trim_end_matches('='))
+            .map_err(|e| ProbeError::Encoding(format!("not base64url ({e})")))?;
+        let mut json = String::new();
+        flate2::read::DeflateDecoder::new(bytes.as_slice())
+            .take(MAX_JSON)
+            .read_to_string(&mut json)
+            .map_err(|e| ProbeError::Encoding(format!("truncated or corrupt ({e})")))?;
+        Self::from_json(&json)
+    }
+
+    /// The hooks this spec probes, in a model with `n_layers` blocks.
+    pub fn hook_points(&self, n_layers: usize) -> Result<Vec<HookPoint>> {
+        let filter = NamesFilter::parse(&self.hooks).map_err(|e| spec_err("hooks", e.to_string()))?;
+        let hooks = filter.resolve(n_layers).map_err(|e| spec_err("hooks", e.to_string()))?;
+        if hooks.is_empty() {
+            return Err(spec_err("hooks", format!("`{}` selects no hook point", self.hooks)));
+        }
+        if let Some(h) = hooks.iter().find(|h| matches!(h, HookPoint::AttnPattern(_))) {
+            return Err(spec_err("hooks", format!("`{h}` is an attention pattern, not a vector per position; probe residual, attention-output or MLP hooks")));
+        }
+        Ok(hooks)
+    }
+
+    /// Checks everything that can be checked without the model.
+    pub fn validate(&self) -> Result<()> {
+        if self.version > SPEC_VERSION {
+            return Err(ProbeError::NewerVersion { found: self.version, supported: SPEC_VERSION });
+        }
+        if self.version == 0 {
+            return Err(spec_err("version", "must be 1 or more"));
+        }
+        if self.model.id.trim().is_empty() {
+            return Err(spec_err("model.id", "is empty"));
+        }
+        if let Some(h) = &self.model.sha256 {
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(spec_err("model.sha256", "must be 64 hex digits"));
+            }
+        }
+        let s = &self.scenario;
+        let mut ids = BTreeSet::new();
+        for (i, f) in s.framings.iter().enumerate() {
+            if f.id.trim().is_empty() {
+                return Err(spec_err(format!("scenario.framings[{i}].id"), "is empty"));
+            }
+            if !ids.insert(f.id.as_str()) {
+                return Err(spec_err(format!("scenario.framings[{i}].id"), format!("`{}` is used twice", f.id)));
+            }
+        }
+        for cond in [Condition::Observed, Condition::Unobserved] {
+            if !s.framings.iter().any(|f| f.condition == cond) {
+                return Err(spec_err(
+                    "scenario.framings",
+                    format!("the {} pool is empty; probes need framings of both conditions", cond.as_str()),
+                ));
+            }
+        }
+        if s.tasks.is_empty() {
+            return Err(spec_err("scenario.tasks", "is empty; add at least one task"));
+        }
+        let mut tids = BTreeSet::new();
+        for (i, t) in s.tasks.iter().enumerate() {
+            let at = |f: &str| format!("scenario.tasks[{i}].{f}");
+            for (name, v) in [("id", &t.id), ("family", &t.family), ("text", &t.text), ("aligned", &t.aligned), ("misaligned", &t.misaligned)] {
+                if v.trim().is_empty() {
+                    return Err(spec_err(at(name), "is empty"));
+                }
+            }
+            if !tids.insert(t.id.as_str()) {
+                return Err(spec_err(at("id"), format!("`{}` is used twice", t.id)));
+            }
+        }
+        match self.split {
+            Split::Random { test_fraction } if !(0.05..=0.95).contains(&test_fraction) => {
+                return Err(spec_err("split.test_fraction", format!("{test_fraction} must lie in [0.05, 0.95]")));
+            }
+            Split::KFold { k } if !(2..=20).contains(&k) => {
+                return Err(spec_err("split.k", format!("{k} must lie in 2..=20")));
+            }
+            _ => {}
+        }
+        if !(self.probes.c.is_finite() && self.probes.c > 0.0) {
+            return Err(spec_err("probes.c", format!("{} must be a positive number", self.probes.c)));
+        }
+        if self.probes.max_iter == 0 {
+            return Err(spec_err("probes.max_iter", "must be at least 1"));
+        }
+        if self.baselines.random_directions > 10_000 {
+            return Err(spec_err("baselines.random_directions", "at most 10000"));
+        }
+        if self.limits.batch_size == 0 || self.limits.batch_size > 256 {
+            return Err(spec_err("limits.batch_size", format!("{} must lie in 1..=256", self.limits.batch_size)));
+        }
+        if self.steering.alphas.iter().any(|a| !a.is_finite() || a.abs() > 100.0) {
+            return Err(spec_err("steering.alphas", "every α must be a finite number with |α| ≤ 100"));
+        }
+        if self.steering.alphas.len() > 64 {
+            return Err(spec_err("steering.alphas", "at most 64 values"));
+        }
+        if self.patching.layer_stride == 0 {
+            return Err(spec_err("patching.layer_stride", "must be at least 1"));
+        }
+        NamesFilter::parse(&self.hooks).map_err(|e| spec_err("hooks", e.to_string()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenarios;
+
+    #[test]
+    fn encoding_round_trips_and_is_compact() {
+        let spec = scenarios::smollm2_default();
+        let enc = spec.encode();
+        assert!(enc.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(ExperimentSpec::decode(&enc).unwrap(), spec);
+        assert_eq!(spec.hash().len(), 64);
+    }
+
+    #[test]
+    fn bad_links_say_what_is_wrong() {
+        let enc = scenarios::smollm2_default().encode();
+        let e = ExperimentSpec::decode(&enc[..enc.len() / 2]).unwrap_err().to_string();
+        assert!(e.contains("truncated or corrupt") || e.contains("spec"), "{e}");
+        let e = ExperimentSpec::decode("%%%").unwrap_err().to_string();
+        assert!(e.contains("base64url"), "{e}");
+    }
+
+    #[test]
+    fn newer_versions_are_refused_readably() {
+        let mut spec = scenarios::smollm2_default();
+        spec.version = SPEC_VERSION + 1;
+        let e = ExperimentSpec::from_json(&spec.to_canonical_json()).unwrap_err();
+        assert!(matches!(e, ProbeError::NewerVersion { .. }), "{e}");
+        assert!(ExperimentSpec::decode(&spec.encode()).is_err());
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut spec = scenarios::smollm2_default();
+        spec.scenario.framings.retain(|f| f.condition != Condition::Unobserved);
+        let e = spec.validate().unwrap_err().to_string();
+        assert!(e.contains("scenario.framings") && e.contains("unobserved pool is empty"), "{e}");
+
+        let mut spec = scenarios::smollm2_default();
+        spec.hooks = "blocks.*.hook_nope".into();
+        assert!(spec.validate().unwrap_err().to_string().contains("spec field `hooks`"));
+
+        let mut spec = scenarios::smollm2_default();
+        spec.scenario.tasks.clear();
+        assert!(spec.validate().unwrap_err().to_string().contains("scenario.tasks"));
+
+        let mut spec = scenarios::smollm2_default();
+        spec.split = Split::KFold { k: 1 };
+        assert!(spec.validate().unwrap_err().to_string().contains("split.k"));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let json = scenarios::smollm2_default().to_canonical_json().replacen("\"seed\"", "\"sede\"", 1);
+        assert!(ExperimentSpec::from_json(&json).is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! Train/test splits of the labelled prompts, every random choice seeded from the spec.
+
+use std::collections::BTreeSet;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::contrast::ContrastSet;
+use crate::error::{ProbeError, Result};
+use crate::spec::{Condition, ExperimentSpec, Split};
+
+/// One train/test partition of prompt indices (neutral prompts are in neither).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fold {
+    pub train: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
+/// Derives a sub-seed for one purpose from the spec's root seed (SplitMix64 of seed ⊕ hash).
+pub fn sub_seed(seed: u64, purpose: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in purpose.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut z = seed ^ h;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A seeded quarter (at least one) of `items`, as a set.
+fn quarter<T: Ord + Clone>(mut items: Vec<T>, seed: u64) -> BTreeSet<T> {
+    let n = (items.len() / 4).max(1).min(items.len().saturating_sub(1)).max(1);
+    items.shuffle(&mut StdRng::seed_from_u64(seed));
+    items.into_iter().take(n).collect()
+}
+
+/// Splits the labelled prompts as the spec says.
+pub fn make_folds(spec: &ExperimentSpec, set: &ContrastSet) -> Result<Vec<Fold>> {
+    let labelled: Vec<usize> =
+        (0..set.items.len()).filter(|&i| set.items[i].condition != Condition::Neutral).collect();
+    let seed = sub_seed(spec.seed, "split");
+    let framings = &spec.scenario.framings;
+    let folds = match &spec.split {
+        Split::ByFraming => {
+            let marked: BTreeSet<usize> = (0..framings.len()).filter(|&f| framings[f].held_out).collect();
+            let test_framings = if marked.is_empty() {
+                let mut t = BTreeSet::new();
+                for (k, cond) in [Condition::Observed, Condition::Unobserved].into_iter().enumerate() {
+                    let pool: Vec<usize> = (0..framings.len()).filter(|&f| framings[f].condition == cond).collect();
+                    t.extend(quarter(pool, seed.wrapping_add(k as u64)));
+                }
+                t
+            } else {
+                marked
+            };
+            let (test, train) = labelled.iter().partition(|&&i| test_framings.contains(&set.items[i].framing));
+            vec![Fold { train, test }]
+        }
+        Split::ByFamily => {
+            let families: Vec<String> = spec.scenario.tasks.iter().map(|t| t.family.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+            if families.len() < 2 {
+                return Err(crate::error::spec_err("split", "by_family needs at least two task families"));
+            }
+            let test_fams = quarter(families, seed);
+            let (test, train) = labelled
+                .iter()
+                .partition(|&&i| test_fams.contains(&spec.scenario.tasks[set.items[i].task].family));
+            vec![Fold { train, test }]
+        }
+        Split::Random { test_fraction } => {
+            let mut idx = labelled.clone();
+            idx.shuffle(&mut StdRng::seed_from_u64(seed));
+            let n_test = ((idx.len() as f64) * test_fraction).round() as usize;
+            let test: Vec<usize> = {
+                let mut t = idx[..n_test].to_vec();
+                t.sort_unstable();
+                t
+            };
+            let mut train = idx[n_test..].to_vec();
+            train.sort_unstable();
+            vec![Fold { train, test }]
+        }
+        Split::KFold { k } => {
+            let mut idx = labelled.clone();
+            idx.shuffle(&mut StdRng::seed_from_u64(seed));
+            (0..*k)
+                .map(|f| {
+                    let mut test: Vec<usize> = idx.iter().enumerate().filter(|(j, _)| j % k == f).map(|(_, &i)| i).collect();
+                    let mut train: Vec<usize> = idx.iter().enumerate().filter(|(j, _)| j % k != f).map(|(_, &i)| i).collect();
+                    test.sort_unstable();
+                    train.sort_unstable();
+                    Fold { train, test }
+                })
+                .collect()
+        }
+    };
+    for fold in &folds {
+        for (part, ids) in [("train", &fold.train), ("test", &fold.test)] {
+            let pos = ids.iter().filter(|&&i| set.items[i].condition == Condition::Unobserved).count();
+            if pos == 0 || pos == ids.len() {
+                return Err(ProbeError::OneClass {
+                    split: spec.split.name(),
+                    part,
+                    n: ids.len(),
+                    class: if pos == 0 { "observed (or none)" } else { "unobserved" },
+                });
+            }
+        }
+    }
+    Ok(folds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_seeds_differ_by_purpose_and_are_stable() {
+        assert_ne!(sub_seed(1, "split"), sub_seed(1, "pca"));
+        assert_eq!(sub_seed(1, "split"), sub_seed(1, "split"));
+    }
+}
