@@ -71,7 +71,9 @@ pub fn build<M: LanguageModel + ?Sized>(spec: &ExperimentSpec, model: &M) -> Res
     let mut items = Vec::with_capacity(sc.framings.len() * sc.tasks.len());
     for (fi, f) in sc.framings.iter().enumerate() {
         for (ti, t) in sc.tasks.iter().enumerate() {
-            let tokens = model.chat_tokens(&f.text, &t.text)?;
+            let tokens = model.chat_tokens(&f.text, &t.text).map_err(|e| {
+                spec_err(format!("scenario.framings[{fi}]"), format!("with task `{}`: {e}", t.id))
+            })?;
             if tokens.len() > max {
                 return Err(spec_err(
                     format!("scenario.framings[{fi}]"),

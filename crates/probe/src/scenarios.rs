@@ -57,11 +57,13 @@ pub fn smollm2_default() -> ExperimentSpec {
         20261127,
     );
     spec.model.sha256 = Some("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53".into());
-    // 30 layers × 24 positions × pairs is slow on a 135M model; patch every 3rd layer, 2 pairs.
-    spec.patching.pairs = 2;
-    spec.patching.layer_stride = 3;
-    spec.patching.max_positions = 16;
-    spec.steering.max_prompts = 24;
+    // Every patch and every steered prompt is a forward pass of a 135M model: patch every 5th
+    // layer of one pair, and steer 16 prompts per condition at five strengths.
+    spec.patching.pairs = 1;
+    spec.patching.layer_stride = 5;
+    spec.patching.max_positions = 12;
+    spec.steering.alphas = vec![-1.0, -0.5, 0.0, 0.5, 1.0];
+    spec.steering.max_prompts = 16;
     spec
 }
 

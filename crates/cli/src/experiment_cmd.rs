@@ -1,0 +1,156 @@
+//! `hawthorne run` and `hawthorne spec`: run an experiment spec natively and write its report,
+//! and convert specs to and from share-link encoding.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use hawthorne_model::Model;
+use hawthorne_probe::{Experiment, ExperimentSpec, Stage};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Model ids the CLI and the page know, and their files under `models/`.
+pub const KNOWN_MODELS: &[(&str, &str)] = &[
+    ("organism-deceptive", "organism-deceptive.gguf"),
+    ("organism-control", "organism-control.gguf"),
+    ("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+];
+
+/// Finds the model file for a spec's model id: a known id under `models/` (next to the working
+/// directory or above the spec file), or a path.
+pub fn resolve_model(id: &str, spec_path: Option<&Path>) -> Result<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some((_, file)) = KNOWN_MODELS.iter().find(|(k, _)| *k == id) {
+        candidates.push(PathBuf::from("models").join(file));
+        if let Some(dir) = spec_path.and_then(Path::parent) {
+            for up in [".", "..", "../.."] {
+                candidates.push(dir.join(up).join("models").join(file));
+            }
+        }
+    } else {
+        candidates.push(PathBuf::from(id));
+    }
+    candidates.iter().find(|p| p.is_file()).cloned().with_context(|| {
+        format!(
+            "model `{id}` not found (looked in {}); known ids: {}; SmolLM2 is fetched with `cargo xtask fetch-models`, or pass --model PATH",
+            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            KNOWN_MODELS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// Reads a spec from a JSON file or, when the argument is not a file, from share-link text
+/// (a bare encoding or a URL whose fragment holds `spec=…`).
+pub fn read_spec(arg: &str) -> Result<ExperimentSpec> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        let json = std::fs::read_to_string(path).with_context(|| format!("reading {arg}"))?;
+        return ExperimentSpec::from_json(&json).with_context(|| format!("{arg} is not a valid experiment spec"));
+    }
+    let enc = arg.rsplit_once("spec=").map_or(arg, |(_, e)| e);
+    let enc = enc.split('&').next().unwrap_or(enc);
+    ExperimentSpec::decode(enc).with_context(|| format!("`{arg}` is neither a spec file nor a share link"))
+}
+
+/// Runs `spec` and writes `report.json`, `report.md`, `probes.csv` and NPY exports into `out`.
+pub fn run(spec_arg: &str, out: &Path, model_override: Option<&Path>, quiet: bool) -> Result<()> {
+    let spec = read_spec(spec_arg)?;
+    let model_path = match model_override {
+        Some(p) => p.to_path_buf(),
+        None => resolve_model(&spec.model.id, Some(Path::new(spec_arg)))?,
+    };
+    let t_load = Instant::now();
+    let bytes = std::fs::read(&model_path).with_context(|| format!("reading {}", model_path.display()))?;
+    let model = Model::from_gguf_bytes(&bytes).with_context(|| format!("loading {}", model_path.display()))?;
+    let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
+    let mut exp = Experiment::new(&spec, &model)?;
+    if !quiet {
+        eprintln!("{} prompts on {} ({})", exp.n_prompts(), spec.model.id, model_path.display());
+    }
+    let mut timings: BTreeMap<String, f64> = BTreeMap::new();
+    timings.insert("load_model".into(), load_ms);
+    let style = ProgressStyle::with_template("{prefix:>22} [{bar:30}] {pos}/{len} {elapsed_precise}")
+        .expect("static template")
+        .progress_chars("=> ");
+    let mut bar: Option<(Stage, ProgressBar)> = None;
+    let mut t_stage = Instant::now();
+    let t_all = Instant::now();
+    while exp.stage() != Stage::Done {
+        let stage = exp.stage();
+        let p = exp.step()?;
+        if bar.as_ref().map(|(s, _)| *s) != Some(stage) {
+            if let Some((s, b)) = bar.take() {
+                b.finish();
+                timings.insert(format!("{s:?}").to_lowercase(), t_stage.elapsed().as_secs_f64() * 1e3);
+            }
+            t_stage = Instant::now();
+            let b = if quiet { ProgressBar::hidden() } else { ProgressBar::new(p.total as u64) };
+            b.set_style(style.clone());
+            b.set_prefix(stage.label());
+            bar = Some((stage, b));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_length(p.total as u64);
+            b.set_position(p.done as u64);
+        }
+    }
+    if let Some((s, b)) = bar.take() {
+        b.finish();
+        timings.insert(format!("{s:?}").to_lowercase(), t_stage.elapsed().as_secs_f64() * 1e3);
+    }
+    timings.insert("total_run".into(), t_all.elapsed().as_secs_f64() * 1e3);
+    let (mut report, exports) = exp.finish_with_exports()?;
+    report.timings = timings;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let write = |name: &str, bytes: &[u8]| -> Result<()> {
+        std::fs::write(out.join(name), bytes).with_context(|| format!("writing {}", out.join(name).display()))
+    };
+    write("report.json", serde_json::to_string_pretty(&report)?.as_bytes())?;
+    write("report.md", report.to_markdown().as_bytes())?;
+    write("probes.csv", report.probes_csv().as_bytes())?;
+    write("activations.npy", &exports.activations_npy)?;
+    write("directions_mass_mean.npy", &exports.mass_mean_npy)?;
+    write("directions_logistic.npy", &exports.logistic_npy)?;
+    write("hooks.txt", (exports.hooks.join("\n") + "\n").as_bytes())?;
+    let b = &report.behaviour.all;
+    println!(
+        "compliance gap {:.3} (misaligned: observed {:.3}, unobserved {:.3}); report in {}",
+        b.compliance_gap,
+        b.rate_observed,
+        b.rate_unobserved,
+        out.display()
+    );
+    if let Some(best) = report.probes.iter().max_by(|a, b| a.mass_mean.auroc.total_cmp(&b.mass_mean.auroc)) {
+        println!(
+            "best mass-mean probe: {} test AUROC {:.3} (best random direction {:.3})",
+            best.hook,
+            best.mass_mean.auroc,
+            best.random_directions.as_ref().map_or(f64::NAN, |r| r.best_auroc)
+        );
+    }
+    Ok(())
+}
+
+/// `hawthorne spec encode FILE` / `hawthorne spec decode TEXT`.
+pub fn spec_cmd(action: &str, arg: &str) -> Result<()> {
+    match action {
+        "encode" => {
+            let spec = read_spec(arg)?;
+            println!("{}", spec.encode());
+        }
+        "decode" => {
+            let spec = read_spec(arg)?;
+            println!("{}", serde_json::to_string_pretty(&spec)?);
+        }
+        "example" => {
+            let spec = match arg {
+                "smollm2" => hawthorne_probe::scenarios::smollm2_default(),
+                other => bail!("no built-in example `{other}`; known: smollm2"),
+            };
+            println!("{}", serde_json::to_string_pretty(&spec)?);
+        }
+        other => bail!("unknown spec action `{other}`; use `encode`, `decode` or `example`"),
+    }
+    Ok(())
+}
