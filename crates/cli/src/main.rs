@@ -1,4 +1,4 @@
-//! The native `hawthorne` command: chat generation and activation caching to NPY.
+//! The native `hawthorne` command: chat generation, activation caching to NPY, and the model organisms.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +8,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use clap::{Parser, Subcommand};
 use hawthorne_model::{GenerateOptions, LogitsAt, Model, NamesFilter, RunOptions, Sampling};
+
+mod organism;
 
 #[derive(Parser, Debug)]
 #[command(name = "hawthorne", version, about = "Probe language models for behaving differently when unobserved")]
@@ -57,6 +59,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Train a model organism (deceptive or control) from the seeded corpus and write its GGUF.
+    TrainOrganism(organism::TrainArgs),
+    /// Measure an organism's behaviour: misaligned rate per condition and task family, and the
+    /// compliance gap, on train, held-out and (with --framings) custom framings.
+    EvalOrganism(organism::EvalArgs),
 }
 
 fn load(path: &PathBuf) -> Result<Model> {
@@ -125,6 +132,8 @@ fn main() -> Result<()> {
                 list.display()
             );
         }
+        Command::TrainOrganism(args) => organism::run_train(args)?,
+        Command::EvalOrganism(args) => organism::run_eval(args)?,
     }
     Ok(())
 }
