@@ -44,7 +44,9 @@ pub fn auroc(scores: &[f64], labels: &[bool]) -> f64 {
 /// 95% percentile interval of the AUROC over `n` seeded bootstrap resamples.
 pub fn auroc_ci(scores: &[f64], labels: &[bool], n: usize, seed: u64) -> [f64; 2] {
     if n == 0 || scores.is_empty() {
-        return [f64::NAN, f64::NAN];
+        // No resampling asked for: a zero-width interval at the point estimate.
+        let a = auroc(scores, labels);
+        return [a, a];
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut vals = Vec::with_capacity(n);

@@ -44,6 +44,9 @@ fn same_spec_gives_byte_identical_reports() -> anyhow::Result<()> {
     let a = Experiment::new(&spec(), &m)?.run_to_end(|_| {})?;
     let b = Experiment::new(&spec(), &m)?.run_to_end(|_| {})?;
     assert_eq!(a.to_json_without_timings(), b.to_json_without_timings());
+    // The JSON parses back into the same report (no NaN turned into null on the way).
+    let back: hawthorne_probe::Report = serde_json::from_str(&serde_json::to_string(&a)?)?;
+    assert_eq!(back.to_json_without_timings(), a.to_json_without_timings());
     Ok(())
 }
 
