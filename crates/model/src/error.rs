@@ -31,6 +31,8 @@ pub enum ModelError {
     ContextOverflow { tokens: usize, context: usize },
     #[error("empty input: {0}")]
     EmptyInput(String),
+    #[error("KV cache mismatch: {0}")]
+    KvCacheMismatch(String),
     #[error("unknown hook point `{name}`: {reason}")]
     UnknownHook { name: String, reason: String },
     #[error("hook point `{hook}` refers to layer {layer}, but the model has {n_layers} layers")]

@@ -216,12 +216,13 @@ pub struct GgufLoader<'a> {
 impl<'a> GgufLoader<'a> {
     /// Reads and checks the header and metadata.
     pub fn new(bytes: &'a [u8], device: &Device) -> Result<Self> {
-        if bytes.len() < 8 || &bytes[..4] != b"GGUF" {
+        if bytes.len() < 4 || &bytes[..4] != b"GGUF" {
             return Err(ModelError::NotGguf(format!(
                 "expected the magic bytes `GGUF` at the start, found {:?}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(4)])
             )));
         }
+        precheck_alignment(bytes)?;
         let mut reader = Cursor::new(bytes);
         let content =
             Content::read(&mut reader).map_err(|e| ModelError::CorruptGguf(e.to_string()))?;
@@ -238,10 +239,16 @@ impl<'a> GgufLoader<'a> {
                 });
             }
             let dims = info.shape.dims();
-            let elems = dims
+            // candle computes `elems / block_size * type_size` unchecked when it reads the
+            // tensor, so the byte size must fit in a usize too, not just the element count.
+            // A zero dimension is rejected as well: candle then casts the empty buffer's
+            // dangling (1-aligned) pointer to `*const f32`, which debug builds abort on.
+            let dtype = info.ggml_dtype;
+            let bytes_needed = dims
                 .iter()
-                .try_fold(1usize, |acc, d| (*d < MAX_DIM).then(|| acc.checked_mul(*d)).flatten());
-            if elems.is_none() || dims.is_empty() {
+                .try_fold(1usize, |acc, d| (0 < *d && *d < MAX_DIM).then(|| acc.checked_mul(*d)).flatten())
+                .and_then(|elems| (elems / dtype.block_size()).checked_mul(dtype.type_size()));
+            if bytes_needed.is_none() || dims.is_empty() {
                 return Err(ModelError::CorruptGguf(format!(
                     "tensor `{name}` has an impossible shape {dims:?}"
                 )));
@@ -280,6 +287,104 @@ impl<'a> GgufLoader<'a> {
         while self.step()?.is_some() {}
         Ok(GgufModel { metadata: self.content.metadata, tensors: self.tensors, config: self.config })
     }
+}
+
+/// Rejects `general.alignment = 0` before candle sees the file.
+///
+/// candle's `Content::read` rounds the tensor-data offset up with `div_ceil(alignment)` and
+/// panics on a zero divisor; the key is only known after the whole metadata section is read,
+/// so this walks the metadata the same way (GGUF v1 has u32 lengths, v2/v3 u64). Any
+/// structural problem ends the walk quietly: candle then reports it as a normal error.
+fn precheck_alignment(bytes: &[u8]) -> Result<()> {
+    struct Walk<'b> {
+        bytes: &'b [u8],
+        pos: usize,
+        wide: bool, // u64 lengths (v2, v3) rather than u32 (v1)
+    }
+    impl Walk<'_> {
+        fn take(&mut self, n: usize) -> Option<&[u8]> {
+            let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len())?;
+            let s = &self.bytes[self.pos..end];
+            self.pos = end;
+            Some(s)
+        }
+        fn uint(&mut self, n: usize) -> Option<u64> {
+            let mut buf = [0u8; 8];
+            buf[..n].copy_from_slice(self.take(n)?);
+            Some(u64::from_le_bytes(buf))
+        }
+        fn len(&mut self) -> Option<usize> {
+            usize::try_from(self.uint(if self.wide { 8 } else { 4 })?).ok()
+        }
+        /// Skips one value of GGUF type `ty`; returns it if it is an integer.
+        fn value(&mut self, ty: u64, depth: usize) -> Option<Option<i128>> {
+            if depth > 64 {
+                return None; // candle's nesting limit
+            }
+            Some(match ty {
+                0 | 7 => Some(i128::from(self.uint(1)?)),         // u8, bool
+                1 => Some(i128::from(self.uint(1)? as u8 as i8)), // i8
+                2 => Some(i128::from(self.uint(2)?)),             // u16
+                3 => Some(i128::from(self.uint(2)? as u16 as i16)),
+                4 => Some(i128::from(self.uint(4)?)), // u32
+                5 => Some(i128::from(self.uint(4)? as u32 as i32)),
+                6 => {
+                    self.take(4)?; // f32
+                    None
+                }
+                10..=12 => {
+                    self.take(8)?; // u64, i64, f64
+                    None
+                }
+                8 => {
+                    let n = self.len()?;
+                    self.take(n)?;
+                    None
+                }
+                9 => {
+                    let inner = self.uint(4)?;
+                    let n = self.len()?;
+                    for _ in 0..n {
+                        self.value(inner, depth + 1)?;
+                    }
+                    None
+                }
+                _ => return None,
+            })
+        }
+    }
+    let wide = match bytes.get(4..8).map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]])) {
+        Some(2 | 3) => true,
+        Some(1) => false,
+        _ => return Ok(()),
+    };
+    let mut w = Walk { bytes, pos: 8, wide };
+    let mut alignment = None;
+    // A walk that stops early (`None`) means a malformed file: candle reports that itself.
+    let _ = (|| {
+        let _tensor_count = w.len()?;
+        let kv_count = w.len()?;
+        for _ in 0..kv_count {
+            let key_len = w.len()?;
+            let mut key = w.take(key_len)?.to_vec();
+            while key.last() == Some(&0) {
+                key.pop(); // candle drops trailing NULs from strings
+            }
+            let ty = w.uint(4)?;
+            let value = w.value(ty, 0)?;
+            if key == b"general.alignment" {
+                // candle uses the last occurrence, and only the integer types up to 32 bits.
+                alignment = value.filter(|_| matches!(ty, 0..=5));
+            }
+        }
+        Some(())
+    })();
+    if alignment == Some(0) {
+        return Err(ModelError::CorruptGguf(
+            "metadata key `general.alignment` is 0; it must be a positive number of bytes".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl GgufModel {

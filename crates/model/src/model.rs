@@ -34,8 +34,6 @@ pub struct Llama {
     pub blk: Vec<Block>,
     pub output_norm: Tensor, // [D]
     pub output: Tensor,      // [V, D]; the same tensor as `token_embd` when embeddings are tied
-    cos: Tensor,             // [n_ctx, E/2]
-    sin: Tensor,             // [n_ctx, E/2]
 }
 
 /// Keys and values of earlier positions, for incremental decoding.
@@ -156,15 +154,12 @@ impl Llama {
             })
             .collect::<Result<Vec<_>>>()?;
         let output_norm = g.take("output_norm.weight", &[d])?;
-        let (cos, sin) = rope_tables(&cfg, token_embd.device())?;
         Ok(Llama {
             cfg,
             token_embd,
             blk,
             output_norm,
             output,
-            cos,
-            sin,
         })
     }
 
@@ -197,15 +192,26 @@ impl Llama {
         for iv in &opts.interventions {
             iv.hook().check_layers(cfg.n_layers)?;
         }
+        // A cache request for a layer the model lacks would otherwise record nothing, silently.
+        opts.cache.resolve(cfg.n_layers)?;
         let start_pos = kv.as_ref().map_or(0, |c| c.len());
         if start_pos + t > cfg.n_ctx {
             return Err(ModelError::ContextOverflow { tokens: start_pos + t, context: cfg.n_ctx });
         }
         let padded = start_pos > 0 || lengths.iter().any(|&l| l != t);
         if start_pos > 0 && lengths.iter().any(|&l| l != t) {
-            return Err(ModelError::EmptyInput(
+            return Err(ModelError::KvCacheMismatch(
                 "sequences continuing a KV cache must all have the same length".into(),
             ));
+        }
+        // Checked here because candle's `cat` would only report a bare shape mismatch.
+        if let Some((cached_k, _)) = kv.as_ref().and_then(|c| c.layers.first()) {
+            let cached_b = cached_k.dims()[0];
+            if cached_b != b {
+                return Err(ModelError::KvCacheMismatch(format!(
+                    "the cache holds a batch of {cached_b} sequences, but {b} were given"
+                )));
+            }
         }
         let dev = self.device();
         let flat: Vec<u32> = seqs
@@ -217,8 +223,7 @@ impl Llama {
             true => Some(attention_mask(&lengths, t, start_pos, dev)?), // [B, 1, T, S]
             false => None,
         };
-        let cos = self.cos.narrow(0, start_pos, t)?; // [T, E/2]
-        let sin = self.sin.narrow(0, start_pos, t)?; // [T, E/2]
+        let (cos, sin) = rope_tables(cfg, start_pos, t, dev)?; // [T, E/2] each
 
         let mut ctx = HookCtx { opts, cache: ActivationCache::default(), start_pos };
         let mut kv = kv;
@@ -309,13 +314,18 @@ impl Llama {
     }
 }
 
-/// RoPE angle tables for every context position, computed in f64 then stored as f32.
-fn rope_tables(cfg: &Config, dev: &Device) -> Result<(Tensor, Tensor)> {
+/// RoPE angle tables for positions `start..start + len`, computed in f64 then stored as f32.
+///
+/// Built per forward pass rather than once for the whole context at load time: `n_ctx` comes
+/// straight from the file's metadata, and a garbled value (up to 2^31) made loading allocate
+/// tens of gigabytes and abort. The per-pass cost is `len × E/2` cosines, negligible next to
+/// the matmuls, and the values are bit-identical to the old precomputed tables.
+fn rope_tables(cfg: &Config, start: usize, len: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
     let half = cfg.d_head / 2;
     let theta = f64::from(cfg.rope_theta);
-    let mut cos = Vec::with_capacity(cfg.n_ctx * half);
-    let mut sin = Vec::with_capacity(cfg.n_ctx * half);
-    for pos in 0..cfg.n_ctx {
+    let mut cos = Vec::with_capacity(len * half);
+    let mut sin = Vec::with_capacity(len * half);
+    for pos in start..start + len {
         for j in 0..half {
             let inv_freq = 1.0 / theta.powf((2 * j) as f64 / cfg.d_head as f64);
             let angle = pos as f64 * inv_freq;
@@ -324,8 +334,8 @@ fn rope_tables(cfg: &Config, dev: &Device) -> Result<(Tensor, Tensor)> {
         }
     }
     Ok((
-        Tensor::from_vec(cos, (cfg.n_ctx, half), dev)?,
-        Tensor::from_vec(sin, (cfg.n_ctx, half), dev)?,
+        Tensor::from_vec(cos, (len, half), dev)?,
+        Tensor::from_vec(sin, (len, half), dev)?,
     ))
 }
 
