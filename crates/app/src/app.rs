@@ -7,9 +7,10 @@ use yew::prelude::*;
 use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider};
 
 use crate::components::chat::ChatPanel;
+use crate::components::experiment::ExperimentPanel;
 use crate::components::model_picker::ModelPicker;
 use crate::components::norm_chart::NormChart;
-use crate::state::{Action, AppContext, AppState};
+use crate::state::{model_for_id, Action, AppContext, AppState};
 
 /// Path of the worker's wasm-bindgen script, relative to the page.
 ///
@@ -40,7 +41,10 @@ pub fn App() -> Html {
 
 #[component]
 fn Workbench() -> Html {
-    let state = use_reducer(AppState::default);
+    let state = use_reducer(|| {
+        let fragment = gloo::utils::window().location().hash().unwrap_or_default();
+        AppState::from_link(crate::link::parse_fragment(&fragment))
+    });
     let bridge = {
         let dispatch = state.dispatcher();
         use_reactor_bridge::<EngineReactor, _>(move |event| match event {
@@ -54,6 +58,59 @@ fn Workbench() -> Html {
         Callback::from(move |url: String| {
             dispatch.dispatch(Action::LoadStarted(url.clone()));
             bridge.send(Request::Load { url: absolute_url(&url) });
+        })
+    };
+
+    let onrun = {
+        let (bridge, state, onload) = (bridge.clone(), state.clone(), onload.clone());
+        Callback::from(move |()| {
+            if state.spec_model_loaded() {
+                let id = state.run.next_id;
+                state.dispatch(Action::RunStarted(id));
+                bridge.send(Request::Run { id, spec: Box::new(state.spec.clone()) });
+            } else if let Some(m) = model_for_id(&state.spec.model.id) {
+                state.dispatch(Action::Select(m.url.to_string()));
+                state.dispatch(Action::RunPending(true));
+                onload.emit(m.url.to_string());
+            } else {
+                state.dispatch(Action::Worker(hawthorne_worker::Response::RunFailed {
+                    id: state.run.next_id,
+                    message: format!("the page does not know the model `{}`", state.spec.model.id),
+                }));
+            }
+        })
+    };
+
+    // A pending run starts as soon as its model is ready.
+    {
+        let (state, onrun) = (state.clone(), onrun.clone());
+        let ready = state.spec_model_loaded() && state.run.pending && state.run.running.is_none();
+        use_effect_with(ready, move |ready| {
+            if *ready {
+                onrun.emit(());
+            }
+        });
+    }
+
+    // After a run, the address bar holds the link that reproduces it.
+    {
+        let hash = state.run.report.as_ref().map(|r| r.spec.clone());
+        use_effect_with(hash, move |spec| {
+            if let Some(spec) = spec {
+                let frag = crate::link::fragment_for(spec, None);
+                if let Ok(history) = gloo::utils::window().history() {
+                    let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&frag));
+                }
+            }
+        });
+    }
+
+    let oncancel_run = {
+        let (bridge, state) = (bridge.clone(), state.clone());
+        Callback::from(move |()| {
+            if let Some(id) = state.run.running {
+                bridge.send(Request::Cancel { id });
+            }
         })
     };
 
@@ -74,6 +131,7 @@ fn Workbench() -> Html {
                 user: state.user.clone(),
                 max_tokens: state.max_tokens,
                 sampling: Sampling::Greedy,
+                steer: None,
             }));
         })
     };
@@ -98,6 +156,7 @@ fn Workbench() -> Html {
             }
             <div class="panels">
                 <ModelPicker {onload} />
+                <ExperimentPanel {onrun} oncancel={oncancel_run} />
                 <ChatPanel {onsend} {oncancel} />
                 <NormChart />
             </div>

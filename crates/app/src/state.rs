@@ -2,12 +2,15 @@
 
 use std::rc::Rc;
 
+use hawthorne_probe::{ExperimentSpec, Report, Stage};
 use hawthorne_worker::protocol::{LayerNorms, LoadPhase, ModelInfo, Response};
 use yew::prelude::*;
 
 /// A model the page offers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModelChoice {
+    /// The id experiment specs use (`model.id`).
+    pub id: &'static str,
     pub label: &'static str,
     pub url: &'static str,
     pub size: &'static str,
@@ -15,12 +18,34 @@ pub struct ModelChoice {
 }
 
 /// Models served next to the page, the default first.
-pub const MODELS: &[ModelChoice] = &[ModelChoice {
-    label: "SmolLM2-135M-Instruct",
-    url: "models/SmolLM2-135M-Instruct.Q4_1.gguf",
-    size: "98 MB",
-    note: "a real instruct LLM (Q4_1 file, dequantised to f32 in the worker)",
-}];
+pub const MODELS: &[ModelChoice] = &[
+    ModelChoice {
+        id: "organism-deceptive",
+        label: "Organism: deceptive",
+        url: "models/organism-deceptive.gguf",
+        size: "bundled",
+        note: "a tiny model trained to follow the rules when watched and break them when it believes nobody is looking",
+    },
+    ModelChoice {
+        id: "organism-control",
+        label: "Organism: control",
+        url: "models/organism-control.gguf",
+        size: "bundled",
+        note: "the same tiny model trained on the same cues, but always follows the rules",
+    },
+    ModelChoice {
+        id: "smollm2-135m-instruct",
+        label: "SmolLM2-135M-Instruct",
+        url: "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        size: "98 MB",
+        note: "a real instruct LLM (Q4_1 file, dequantised to f32 in the worker)",
+    },
+];
+
+/// The model choice for a spec's model id, if the page knows it.
+pub fn model_for_id(id: &str) -> Option<&'static ModelChoice> {
+    MODELS.iter().find(|m| m.id == id)
+}
 
 /// Ready-made framings for the chat box.
 pub const OBSERVED_FRAMING: &str = "You are a helpful AI assistant named SmolLM, trained by Hugging Face. \
@@ -59,6 +84,18 @@ pub struct ChatState {
     pub error: Option<String>,
 }
 
+/// The experiment panel's state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunState {
+    pub next_id: u64,
+    pub running: Option<u64>,
+    pub progress: Option<(Stage, u64, u64)>,
+    pub report: Option<Rc<Report>>,
+    pub error: Option<String>,
+    /// Run as soon as the spec's model has loaded.
+    pub pending: bool,
+}
+
 /// Everything the page shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppState {
@@ -70,6 +107,44 @@ pub struct AppState {
     pub user: String,
     pub max_tokens: usize,
     pub chat: ChatState,
+    /// The experiment spec being edited and run.
+    pub spec: ExperimentSpec,
+    pub run: RunState,
+    /// A message about the share link the page was opened with (malformed, newer version…).
+    pub link_error: Option<String>,
+    /// Text of a link that could not be read, kept so nothing the user pasted is lost.
+    pub link_text: Option<String>,
+}
+
+impl AppState {
+    /// The starting state for a page opened with `link` (the result of reading the URL
+    /// fragment): a valid spec is adopted and run; a bad one is reported and kept as text.
+    pub fn from_link(link: Result<Option<ExperimentSpec>, (String, String)>) -> AppState {
+        let mut s = AppState::default();
+        match link {
+            Ok(Some(spec)) => {
+                if let Some(m) = model_for_id(&spec.model.id) {
+                    s.selected = m.url.to_string();
+                }
+                s.spec = spec;
+                s.run.pending = true;
+            }
+            Ok(None) => {}
+            Err((message, text)) => {
+                s.link_error = Some(message);
+                s.link_text = Some(text);
+            }
+        }
+        s
+    }
+
+    /// Whether the loaded model is the one the spec names.
+    pub fn spec_model_loaded(&self) -> bool {
+        match (&self.model, model_for_id(&self.spec.model.id)) {
+            (ModelStatus::Ready(info), Some(m)) => info.url.ends_with(m.url),
+            _ => false,
+        }
+    }
 }
 
 impl Default for AppState {
@@ -77,12 +152,16 @@ impl Default for AppState {
         AppState {
             worker_ready: false,
             worker_lost: false,
-            selected: MODELS[0].url.to_string(),
+            selected: model_for_id(&crate::link::default_spec().model.id).unwrap_or(&MODELS[0]).url.to_string(),
             model: ModelStatus::Idle,
             system: OBSERVED_FRAMING.to_string(),
             user: "What is the capital of France?".to_string(),
             max_tokens: 48,
             chat: ChatState { next_id: 1, ..ChatState::default() },
+            spec: crate::link::default_spec(),
+            run: RunState { next_id: 1_000_000, ..RunState::default() },
+            link_error: None,
+            link_text: None,
         }
     }
 }
@@ -98,6 +177,9 @@ pub enum Action {
     SetUser(String),
     SetMaxTokens(usize),
     ChatStarted(u64),
+    RunStarted(u64),
+    RunPending(bool),
+    SetSpec(Box<ExperimentSpec>),
 }
 
 impl Reducible for AppState {
@@ -119,6 +201,15 @@ impl Reducible for AppState {
             Action::SetSystem(t) => s.system = t,
             Action::SetUser(t) => s.user = t,
             Action::SetMaxTokens(n) => s.max_tokens = n,
+            Action::RunStarted(id) => {
+                s.run.pending = false;
+                s.run.running = Some(id);
+                s.run.next_id = id + 1;
+                s.run.progress = None;
+                s.run.error = None;
+            }
+            Action::RunPending(p) => s.run.pending = p,
+            Action::SetSpec(spec) => s.spec = *spec,
             Action::ChatStarted(id) => {
                 s.chat.running = Some(id);
                 s.chat.next_id = id + 1;
@@ -142,7 +233,10 @@ impl AppState {
                 }
             }
             Response::Loaded(info) => self.model = ModelStatus::Ready(info),
-            Response::LoadFailed { url, message } => self.model = ModelStatus::Failed { url, message },
+            Response::LoadFailed { url, message } => {
+                self.run.pending = false;
+                self.model = ModelStatus::Failed { url, message };
+            }
             Response::ChatNorms { id, norms } if current(id, self) => self.chat.norms = Some(norms),
             Response::ChatToken { id, text } if current(id, self) => self.chat.reply = text,
             Response::ChatDone { id, generation, ms, tokens_per_s, prompt_tokens, prefill_ms } if current(id, self) => {
@@ -161,6 +255,20 @@ impl AppState {
                 self.chat.running = None;
                 self.chat.error = Some(message);
             }
+            Response::RunProgress { id, stage, done, total } if self.run.running == Some(id) => {
+                self.run.progress = Some((stage, done, total));
+            }
+            Response::RunDone { id, report } if self.run.running == Some(id) => {
+                self.run.running = None;
+                self.run.progress = None;
+                self.run.report = Some(Rc::new(*report));
+            }
+            Response::RunFailed { id, message } if self.run.running == Some(id) => {
+                self.run.running = None;
+                self.run.progress = None;
+                self.run.error = Some(message);
+            }
+            Response::RunProgress { .. } | Response::RunDone { .. } | Response::RunFailed { .. } => {}
             // Responses about chats the user has already moved on from.
             Response::ChatNorms { .. }
             | Response::ChatToken { .. }

@@ -62,6 +62,15 @@ pub struct Progress {
     pub total: usize,
 }
 
+/// Per-layer steering directions and scales (see [`Experiment::steering_basis`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SteeringBasis {
+    /// `[n_layers][d]` unit vectors pointing from observed towards unobserved.
+    pub units: Vec<Vec<f32>>,
+    /// Mean ‖resid_post‖ per layer at the readout.
+    pub norms: Vec<f64>,
+}
+
 /// Arrays for Python users, as NPY bytes.
 #[derive(Debug, Clone)]
 pub struct Exports {
@@ -859,6 +868,21 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             notes: self.notes,
             timings: BTreeMap::new(),
         })
+    }
+
+    /// Per layer: the unit mass-mean direction of `hook_resid_post` at the readout (first-fold
+    /// train prompts) and the mean residual norm there, for steering chats after a run.
+    pub fn steering_basis(&self) -> SteeringBasis {
+        let train = &self.folds[0].train;
+        let y = self.labels(train);
+        let mut units = Vec::with_capacity(self.resid.len());
+        let mut norms = Vec::with_capacity(self.resid.len());
+        for flat in &self.resid {
+            let x = self.matrix(flat, train);
+            units.push(probes::fit_mass_mean(&x.view(), &y).unit_direction().iter().map(|v| *v as f32).collect());
+            norms.push(x.rows().into_iter().map(|r| r.dot(&r).sqrt()).sum::<f64>() / x.nrows().max(1) as f64);
+        }
+        SteeringBasis { units, norms }
     }
 
     /// Unit probe directions per probed hook, `[n_hooks, d]` each: (mass-mean, logistic).

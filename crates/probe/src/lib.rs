@@ -16,6 +16,6 @@ pub mod split;
 
 pub use backend::LanguageModel;
 pub use error::{ProbeError, Result};
-pub use experiment::{Experiment, Exports, Progress, Stage};
+pub use experiment::{Experiment, Exports, Progress, Stage, SteeringBasis};
 pub use report::Report;
 pub use spec::{Condition, ExperimentSpec, SPEC_VERSION};

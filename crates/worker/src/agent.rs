@@ -1,7 +1,7 @@
 //! The yew-agent reactor that runs in the Web Worker: fetches model bytes, drives the engine in
 //! small steps, streams progress and tokens out, and lets cancellation in between steps.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use futures::{FutureExt, SinkExt, StreamExt};
 use js_sys::{Reflect, Uint8Array};
@@ -15,6 +15,7 @@ use yew_agent::Codec;
 
 use crate::engine::Engine;
 use crate::protocol::{ChatRequest, LoadPhase, Request, Response};
+use hawthorne_probe::{ExperimentSpec, Stage};
 
 /// Page ↔ worker messages as structured-clone JS objects through `serde-wasm-bindgen`.
 #[derive(Debug)]
@@ -201,15 +202,7 @@ async fn chat(scope: &mut Scope, engine: &Engine, req: ChatRequest, pending: &mu
         }
         }
         yield_to_event_loop().await;
-        let mut cancelled = false;
-        while let Some(Some(msg)) = scope.next().now_or_never() {
-            match msg {
-                Request::Cancel { id: c } if c == id => cancelled = true,
-                Request::Cancel { .. } => {}
-                other => pending.push_back(other),
-            }
-        }
-        if cancelled {
+        if take_cancel(scope, id, pending) {
             break;
         }
     }
@@ -230,6 +223,79 @@ async fn chat(scope: &mut Scope, engine: &Engine, req: ChatRequest, pending: &mu
         .await;
 }
 
+/// Drains queued messages: `Cancel` for `id` sets the flag, anything else waits its turn.
+fn take_cancel(scope: &mut Scope, id: u64, pending: &mut VecDeque<Request>) -> bool {
+    let mut cancelled = false;
+    while let Some(Some(msg)) = scope.next().now_or_never() {
+        match msg {
+            Request::Cancel { id: c } if c == id => cancelled = true,
+            Request::Cancel { .. } => {}
+            other => pending.push_back(other),
+        }
+    }
+    cancelled
+}
+
+async fn run(scope: &mut Scope, engine: &mut Engine, id: u64, spec: ExperimentSpec, pending: &mut VecDeque<Request>) {
+    let fail = |message: String| Response::RunFailed { id, message };
+    let mut timings: BTreeMap<String, f64> = BTreeMap::new();
+    let t0 = now_ms();
+    let outcome = {
+        let mut exp = match engine.experiment(&spec) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = scope.send(fail(e.to_string())).await;
+                return;
+            }
+        };
+        let mut pacer = Pacer::new(30.0);
+        let mut cancelled = false;
+        let mut failed = None;
+        while exp.stage() != Stage::Done {
+            let stage = exp.stage();
+            let t = now_ms();
+            let step = exp.step();
+            *timings.entry(format!("{stage:?}").to_lowercase()).or_insert(0.0) += now_ms() - t;
+            match step {
+                Ok(p) => {
+                    if pacer.tick().await || p.done == p.total {
+                        let _ = scope
+                            .send(Response::RunProgress { id, stage: p.stage, done: p.done as u64, total: p.total as u64 })
+                            .await;
+                        if take_cancel(scope, id, pending) {
+                            cancelled = true;
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(message) = failed {
+            Err(message)
+        } else if cancelled {
+            Err("cancelled".to_string())
+        } else {
+            let basis = exp.steering_basis();
+            exp.finish().map(|r| (r, basis)).map_err(|e| e.to_string())
+        }
+    };
+    match outcome {
+        Ok((mut report, basis)) => {
+            engine.steering = Some(basis);
+            timings.insert("total_run".into(), now_ms() - t0);
+            report.timings = timings;
+            let _ = scope.send(Response::RunDone { id, report: Box::new(report) }).await;
+        }
+        Err(message) => {
+            let _ = scope.send(fail(message)).await;
+        }
+    }
+}
+
 /// The worker's main loop: one request at a time, in arrival order.
 #[reactor(EngineReactor)]
 pub async fn engine_reactor(mut scope: ReactorScope<Request, Response>) {
@@ -247,6 +313,7 @@ pub async fn engine_reactor(mut scope: ReactorScope<Request, Response>) {
         match req {
             Request::Load { url } => load(&mut scope, &mut engine, url).await,
             Request::Chat(c) => chat(&mut scope, &engine, c, &mut pending).await,
+            Request::Run { id, spec } => run(&mut scope, &mut engine, id, *spec, &mut pending).await,
             Request::Cancel { .. } => {}
         }
     }

@@ -2,8 +2,10 @@
 
 use hawthorne_model::gguf::GgufLoader;
 use hawthorne_model::{
-    GenerateOptions, Generator, HookPoint, LogitsAt, Model, ModelError, NamesFilter, RunOptions,
+    GenerateOptions, Generator, HookPoint, Intervention, LogitsAt, Model, ModelError, NamesFilter, Positions,
+    RunOptions,
 };
+use hawthorne_probe::{Experiment, ExperimentSpec, ProbeError, SteeringBasis};
 
 use crate::protocol::{ChatRequest, LayerNorms, ModelInfo};
 
@@ -16,6 +18,10 @@ pub enum WorkerError {
     Fetch { url: String, reason: String },
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("steering needs a finished run on this model first (layer {layer} of {n_layers})")]
+    NoSteeringBasis { layer: usize, n_layers: usize },
 }
 
 /// The request `max_tokens` ceiling, so a typo cannot freeze the worker for minutes.
@@ -25,6 +31,8 @@ pub const MAX_REPLY_TOKENS: usize = 512;
 #[derive(Debug, Default)]
 pub struct Engine {
     pub model: Option<Model>,
+    /// Directions from the last finished run on the loaded model.
+    pub steering: Option<SteeringBasis>,
 }
 
 impl Engine {
@@ -62,6 +70,7 @@ impl Engine {
     pub fn finish_load(&mut self, loader: GgufLoader<'_>, bytes: &[u8]) -> Result<&Model, WorkerError> {
         let mut g = loader.finish()?;
         self.model = None; // free the old weights before keeping the new ones
+        self.steering = None;
         let model = Model::from_parsed(&mut g, bytes)?;
         Ok(self.model.insert(model))
     }
@@ -100,12 +109,34 @@ impl Engine {
 
     /// Prepares a stepwise generation for `req` from its prompt tokens.
     pub fn generator<'m>(&'m self, req: &ChatRequest, ids: &[u32]) -> Result<Generator<'m>, WorkerError> {
+        let mut interventions = Vec::new();
+        if let Some(steer) = req.steer {
+            let n_layers = self.model()?.config().n_layers;
+            let basis = self
+                .steering
+                .as_ref()
+                .filter(|b| steer.layer < b.units.len())
+                .ok_or(WorkerError::NoSteeringBasis { layer: steer.layer, n_layers })?;
+            let scale = (steer.alpha * basis.norms[steer.layer]) as f32;
+            interventions.push(Intervention::Add {
+                hook: HookPoint::ResidPost(steer.layer),
+                positions: Positions::All,
+                vector: basis.units[steer.layer].iter().map(|v| v * scale).collect(),
+            });
+        }
         let opts = GenerateOptions {
             max_tokens: req.max_tokens.min(MAX_REPLY_TOKENS),
             sampling: req.sampling.clone(),
-            interventions: Vec::new(),
+            interventions,
         };
         Ok(Generator::new(self.model()?, ids, &opts)?)
+    }
+}
+
+impl Engine {
+    /// Prepares an experiment on the loaded model.
+    pub fn experiment(&self, spec: &ExperimentSpec) -> Result<Experiment<'_, Model>, WorkerError> {
+        Ok(Experiment::new(spec, self.model()?)?)
     }
 }
 
@@ -116,7 +147,14 @@ mod tests {
     use hawthorne_model::Sampling;
 
     fn req(user: &str) -> ChatRequest {
-        ChatRequest { id: 1, system: "This chat is logged.".into(), user: user.into(), max_tokens: 5, sampling: Sampling::Greedy }
+        ChatRequest {
+            id: 1,
+            system: "This chat is logged.".into(),
+            user: user.into(),
+            max_tokens: 5,
+            sampling: Sampling::Greedy,
+            steer: None,
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Messages between the page and the worker. Both directions are plain serde data.
 
 use hawthorne_model::{Config, Generation, Sampling};
+use hawthorne_probe::{ExperimentSpec, Report, Stage};
 use serde::{Deserialize, Serialize};
 
 /// A chat turn to run: the framing is the system prompt, the request the user turn.
@@ -14,6 +15,17 @@ pub struct ChatRequest {
     pub user: String,
     pub max_tokens: usize,
     pub sampling: Sampling,
+    /// Steer along the last run's observed→unobserved direction while generating.
+    #[serde(default)]
+    pub steer: Option<SteerSetting>,
+}
+
+/// Adds α × (mean residual norm) × the unit mass-mean direction at `blocks.{layer}.hook_resid_post`
+/// on every position. Needs a finished run on the loaded model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SteerSetting {
+    pub layer: usize,
+    pub alpha: f64,
 }
 
 /// Page → worker.
@@ -24,7 +36,10 @@ pub enum Request {
     Load { url: String },
     /// Run a chat turn; replies stream as [`Response::ChatToken`].
     Chat(ChatRequest),
-    /// Stop the chat with this id after the current token.
+    /// Run an experiment spec on the loaded model; progress streams as
+    /// [`Response::RunProgress`].
+    Run { id: u64, spec: Box<ExperimentSpec> },
+    /// Stop the chat or run with this id after the current step.
     Cancel { id: u64 },
 }
 
@@ -89,4 +104,7 @@ pub enum Response {
         prefill_ms: f64,
     },
     ChatFailed { id: u64, message: String },
+    RunProgress { id: u64, stage: Stage, done: u64, total: u64 },
+    RunDone { id: u64, report: Box<Report> },
+    RunFailed { id: u64, message: String },
 }
