@@ -1,5 +1,6 @@
 //! `cargo xtask …`: the project's build orchestration (setup, models, web build, serve, tests).
 
+mod bench;
 mod serve;
 mod setup;
 
@@ -18,6 +19,9 @@ commands:
   build-web      build the page into dist/ (cargo build --target wasm32 + wasm-bindgen)
   serve [PORT]   set up, build and serve the page on http://127.0.0.1:PORT (default 8000)
   test           set up, then run every test: native, wasm in headless Chromium, end to end
+  bench [--report-only]
+                 run the speed and memory benchmarks (native, llama.cpp, headless Chromium)
+                 and write bench/RESULTS.md (--report-only: rewrite it from bench/results.json)
 ";
 
 fn main() -> Result<()> {
@@ -35,6 +39,7 @@ fn main() -> Result<()> {
             serve::serve_forever(&root, port)
         }
         Some("test") => test(&root),
+        Some("bench") => bench::bench(&root, &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,125 @@
+// The engine in headless Chromium: load SmolLM2 in the page's worker and chat with the
+// 128-token benchmark prompt (bench/prompt.json), reading the numbers the page shows.
+//
+// Each run opens a fresh browser, loads the model (load time, wasm memory after loading),
+// then sends the chat twice (prefill tok/s from the page's prefill time, decode tok/s from the
+// tokens after the first). Medians over runs go to stdout as one JSON object; progress goes
+// to stderr.
+//
+// Load time is the worker's own (`Loaded in`, from fetching the file to a ready model);
+// `load_wall_ms` is from navigation to the ready model, wasm download and start-up included.
+//
+//   HAWTHORNE_URL=http://127.0.0.1:8000 node bench/browser.mjs
+//
+// Environment: HAWTHORNE_URL (a served dist/, `cargo xtask serve`), CHROMIUM (default
+// /usr/bin/chromium), BENCH_RUNS (browser launches, default 3), BENCH_CHATS (chats per launch,
+// default 2), BENCH_MAX_TOKENS (reply length, default 32). Uses playwright-core from
+// tests/e2e (`npm ci` there); never downloads a browser.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { launch, watchErrors, BASE } from '../tests/e2e/browser.mjs';
+
+const SMOLLM2 = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const CHATS = Number(process.env.BENCH_CHATS ?? 2);
+const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 32);
+const prompt = JSON.parse(readFileSync(fileURLToPath(new URL('prompt.json', import.meta.url)), 'utf8'));
+
+const log = (...a) => console.error('[browser bench]', ...a);
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? null : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+// `t0`: when navigation started (the page may start loading a model by itself).
+async function loadModel(page, t0) {
+  await page.selectOption('#model-select', SMOLLM2);
+  const ready = async () =>
+    (await page.locator('[data-testid=model-ready]').textContent().catch(() => '')) ?? '';
+  if (!(await ready()).includes('30 layers')) {
+    await page.waitForSelector('[data-testid=load-model]:not([disabled])', { timeout: 120_000 });
+    await page.click('[data-testid=load-model]');
+  }
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid=model-ready]')?.textContent.includes('30 layers'),
+    null, { timeout: 300_000 });
+  const wallMs = Date.now() - t0;
+  const info = await page.textContent('[data-testid=model-ready]');
+  const loaded = /Loaded in\s*([\d.]+)\s*s/.exec(info);
+  const memory = await page.getAttribute('[data-testid=wasm-memory]', 'data-bytes');
+  return {
+    load_ms: loaded ? Number(loaded[1]) * 1000 : null,
+    load_wall_ms: wallMs,
+    wasm_memory_bytes: memory === null ? null : Number(memory),
+  };
+}
+
+async function chat(page) {
+  await page.fill('#framing', prompt.system);
+  await page.fill('[data-testid=request]', prompt.user);
+  await page.fill('#max-tokens', String(MAX_TOKENS));
+  // Wait for the previous chat's stats to go away, then for the new ones.
+  await page.click('[data-testid=send]');
+  await page.waitForSelector('[data-testid=reply][data-done=false]', { timeout: 30_000 }).catch(() => {});
+  await page.waitForSelector('[data-testid=reply][data-done=true]', { timeout: 600_000 });
+  const stats = page.locator('[data-testid=chat-stats]');
+  const promptTokens = Number(await stats.getAttribute('data-prompt-tokens'));
+  const prefillMs = Number(await stats.getAttribute('data-prefill-ms'));
+  const decodeTps = Number(await stats.getAttribute('data-decode-tps'));
+  const text = await stats.textContent();
+  const generated = /(\d+) tokens generated/.exec(text);
+  return {
+    prompt_tokens: promptTokens,
+    prefill_ms: prefillMs,
+    prefill_tok_s: promptTokens / (prefillMs / 1000),
+    decode_tok_s: decodeTps,
+    generated_tokens: generated ? Number(generated[1]) : null,
+  };
+}
+
+const loads = [];
+const chats = [];
+for (let run = 0; run < RUNS; run++) {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const errors = watchErrors(page);
+    const t0 = Date.now();
+    await page.goto(BASE + '/');
+    const l = await loadModel(page, t0);
+    log(`run ${run + 1}/${RUNS}: loaded in ${l.load_ms} ms (wall ${l.load_wall_ms} ms), wasm memory ${l.wasm_memory_bytes} bytes`);
+    loads.push(l);
+    for (let c = 0; c < CHATS; c++) {
+      const r = await chat(page);
+      log(`  chat ${c + 1}/${CHATS}: ${r.prompt_tokens} prompt tokens, prefill ${r.prefill_ms} ms ` +
+        `(${r.prefill_tok_s.toFixed(1)} tok/s), decode ${r.decode_tok_s} tok/s over ${r.generated_tokens} tokens`);
+      chats.push(r);
+    }
+    if (errors.length) throw new Error(`the page reported errors: ${errors.join('; ')}`);
+  } finally {
+    await ctx.close();
+  }
+}
+
+const browserVersion = await (async () => {
+  const ctx = await launch();
+  try { return ctx.browser()?.version() ?? null; } finally { await ctx.close(); }
+})().catch(() => null);
+
+console.log(JSON.stringify({
+  url: BASE,
+  browser: browserVersion,
+  runs: RUNS,
+  chats_per_run: CHATS,
+  max_tokens: MAX_TOKENS,
+  prompt_tokens: median(chats.map((c) => c.prompt_tokens)),
+  prefill_tok_s: median(chats.map((c) => c.prefill_tok_s)),
+  prefill_ms: median(chats.map((c) => c.prefill_ms)),
+  decode_tok_s: median(chats.map((c) => c.decode_tok_s)),
+  load_ms: median(loads.map((l) => l.load_ms)),
+  load_wall_ms: median(loads.map((l) => l.load_wall_ms)),
+  wasm_memory_bytes: median(loads.map((l) => l.wasm_memory_bytes)),
+  loads,
+  chats,
+}));

@@ -1,0 +1,465 @@
+//! `cargo xtask bench`: the speed and memory benchmarks, run together and written to
+//! `bench/RESULTS.md` (with the raw numbers in `bench/results.json`).
+//!
+//! In one run, with `RAYON_NUM_THREADS=1` throughout:
+//! 1. the engine natively (criterion, `crates/model/benches/engine.rs`): SmolLM2 prefill of the
+//!    128-token prompt and one decode step over a 128-token KV cache, and the tiny random model;
+//! 2. llama.cpp on the same file and the same 128 ids, one thread (`bench/llama_cpp.py`);
+//! 3. peak RSS of a process that loads SmolLM2 and prefills the prompt (the `bench_native`
+//!    example of hawthorne-model), which also writes the prompt ids that step 2 uses;
+//! 4. the page in headless Chromium (`bench/browser.mjs`): load time, wasm memory, and
+//!    prefill and decode speed of a 128-token chat;
+//! 5. the size of the page's wasm files, raw and gzipped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::{build_web, cargo, display, serve, setup};
+
+/// Version installed when the bindings are missing (the one the parity fixtures used).
+const LLAMA_CPP_PYTHON: &str = "llama-cpp-python==0.3.36";
+
+/// Runs `cmd` with its stdout captured (stderr passes through) and parses the last line as JSON.
+fn run_json(cmd: &mut Command) -> Result<Value> {
+    eprintln!("$ {}", display(cmd));
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start `{}`", display(cmd)))?;
+    if !out.status.success() {
+        bail!("`{}` failed with {}", display(cmd), out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    serde_json::from_str(last).with_context(|| format!("`{}` printed no JSON line: {stdout}", display(cmd)))
+}
+
+/// A command's trimmed stdout, or `None` if it cannot run.
+fn capture(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The 1-minute load average.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn lscpu_field(lscpu: &str, field: &str) -> Option<String> {
+    lscpu.lines().find_map(|l| {
+        l.strip_prefix(field)
+            .map(|rest| rest.trim_start_matches(':').trim().to_string())
+    })
+}
+
+/// `target/bench/criterion/<group>/<name>/new/estimates.json` → median seconds per iteration,
+/// with the 95% confidence interval of that median.
+fn criterion_median(dir: &Path, group: &str, name: &str) -> Result<(f64, f64, f64)> {
+    let path = dir.join(group).join(name).join("new/estimates.json");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)?;
+    let m = &v["median"];
+    let ns = |x: &Value| {
+        x.as_f64()
+            .with_context(|| format!("{} lacks the median", path.display()))
+    };
+    Ok((
+        ns(&m["point_estimate"])? * 1e-9,
+        ns(&m["confidence_interval"]["lower_bound"])? * 1e-9,
+        ns(&m["confidence_interval"]["upper_bound"])? * 1e-9,
+    ))
+}
+
+/// Installs llama.cpp's Python bindings when they are missing (this compiles llama.cpp once).
+fn llama_cpp_python() -> Result<()> {
+    let ok = Command::new("python3")
+        .args(["-c", "import llama_cpp"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Ok(());
+    }
+    eprintln!("installing {LLAMA_CPP_PYTHON} (it builds llama.cpp from source; several minutes once)");
+    crate::run(Command::new("python3").args(["-m", "pip", "install", "--disable-pip-version-check", LLAMA_CPP_PYTHON]))
+        .context("installing llama.cpp's Python bindings from PyPI")
+}
+
+/// Bytes of `path` after `gzip -9`.
+fn gzipped_size(path: &Path) -> Result<u64> {
+    let out = Command::new("gzip")
+        .arg("-9c")
+        .arg(path)
+        .output()
+        .context("running gzip")?;
+    if !out.status.success() {
+        bail!("gzip failed on {}", path.display());
+    }
+    Ok(out.stdout.len() as u64)
+}
+
+fn mib(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+}
+
+fn kib(bytes: f64) -> String {
+    format!("{:.0} KiB", bytes / 1024.0)
+}
+
+/// A tok/s figure, or a dash when it was not measured.
+fn tps(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_string(), |x| format!("{x:.1}"))
+}
+
+fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
+    match (ours, theirs) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "–".to_string(),
+    }
+}
+
+/// `cargo xtask bench [--report-only]`; `--report-only` rewrites `bench/RESULTS.md` from the
+/// last run's `bench/results.json` without measuring anything.
+pub fn bench(root: &Path, args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        None => measure(root),
+        Some("--report-only") => {
+            let path = root.join("bench/results.json");
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let md = results_markdown(&serde_json::from_str(&text)?);
+            std::fs::write(root.join("bench/RESULTS.md"), &md)?;
+            print!("{md}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown bench option `{other}` (expected nothing or --report-only)"),
+    }
+}
+
+fn measure(root: &Path) -> Result<()> {
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    setup::all(root, setup::Needs::Everything)?;
+    llama_cpp_python()?;
+    let out_dir = root.join("target/bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let model = root.join("models").join(setup::SMOLLM2_FILE);
+    let prompt = root.join("bench/prompt.json");
+
+    // Build everything first (one cargo command at a time), so that timing runs do not compete
+    // with our own compiler.
+    crate::run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "hawthorne-model",
+        "--example",
+        "bench_native",
+    ]))?;
+    crate::run(cargo().args(["bench", "-p", "hawthorne-model", "--bench", "engine", "--no-run"]))?;
+    build_web(root)?;
+
+    let load_start = load_average();
+    let started = capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+
+    // 3. Peak RSS (a process of its own) and the prompt ids.
+    let native = run_json(
+        Command::new(root.join("target/release/examples/bench_native"))
+            .arg(&model)
+            .arg(&prompt),
+    )?;
+    let ids_file = out_dir.join("prompt_ids.json");
+    std::fs::write(&ids_file, serde_json::to_string(&native["ids"])?)?;
+
+    // 1. The engine natively, under criterion.
+    let criterion_dir = out_dir.join("criterion");
+    if criterion_dir.exists() {
+        std::fs::remove_dir_all(&criterion_dir).context("clearing old criterion results")?;
+    }
+    crate::run(
+        cargo()
+            .args(["bench", "-p", "hawthorne-model", "--bench", "engine"])
+            .env("CRITERION_HOME", &criterion_dir)
+            .env("HAWTHORNE_SMOLLM2", &model),
+    )?;
+    let mut engine = BTreeMap::new();
+    for (key, group, name, tokens) in [
+        ("smollm2_prefill", "smollm2", "prefill_128", 128.0),
+        ("smollm2_decode", "smollm2", "decode_step_kv128", 1.0),
+        ("smollm2_decode_kv1024", "smollm2", "decode_step_kv1024", 1.0),
+        ("tiny_prefill", "tiny", "prefill_128", 128.0),
+        ("tiny_decode", "tiny", "decode_step_kv127", 1.0),
+    ] {
+        let (s, lo, hi) = criterion_median(&criterion_dir, group, name)?;
+        engine.insert(
+            key,
+            json!({ "seconds": s, "tok_s": tokens / s, "tok_s_ci95": [tokens / hi, tokens / lo] }),
+        );
+    }
+
+    // 2. llama.cpp, right after, on the same ids.
+    let llama = run_json(
+        Command::new("python3")
+            .arg(root.join("bench/llama_cpp.py"))
+            .arg("--model")
+            .arg(&model)
+            .arg("--ids")
+            .arg(&ids_file),
+    )?;
+
+    // 4. The page in headless Chromium.
+    let server = serve::spawn(root, 0)?;
+    let browser = run_json(
+        Command::new("node")
+            .arg(root.join("bench/browser.mjs"))
+            .current_dir(root)
+            .env("HAWTHORNE_URL", format!("http://127.0.0.1:{}", server.port))
+            .env("CHROMIUM", setup::CHROMIUM),
+    )?;
+
+    // 5. Bundle sizes.
+    let mut wasm_files = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(root.join("dist/pkg"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        wasm_files
+            .push(json!({ "file": name, "bytes": std::fs::metadata(&p)?.len(), "gzip_bytes": gzipped_size(&p)? }));
+    }
+
+    let lscpu = capture("lscpu", &[]).unwrap_or_default();
+    let results = json!({
+        "date": started,
+        "machine": {
+            "cpu": lscpu_field(&lscpu, "Model name"),
+            "cpus": lscpu_field(&lscpu, "CPU(s)"),
+            "threads_per_core": lscpu_field(&lscpu, "Thread(s) per core"),
+            "load_average_start": load_start,
+            "load_average_end": load_average(),
+        },
+        "rustc": capture("rustc", &["--version"]),
+        "rayon_num_threads": 1,
+        "engine": engine,
+        "native_process": native,
+        "llama_cpp": llama,
+        "browser": browser,
+        "wasm_files": wasm_files,
+    });
+    std::fs::write(
+        root.join("bench/results.json"),
+        serde_json::to_string_pretty(&results)? + "\n",
+    )?;
+    let md = results_markdown(&results);
+    std::fs::write(root.join("bench/RESULTS.md"), &md)?;
+    print!("{md}");
+    eprintln!("wrote bench/RESULTS.md and bench/results.json");
+    Ok(())
+}
+
+fn f(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+/// The committed report: one table, then the conditions the numbers were taken under.
+fn results_markdown(r: &Value) -> String {
+    let e = &r["engine"];
+    let (l, b, n, m) = (&r["llama_cpp"], &r["browser"], &r["native_process"], &r["machine"]);
+    let ours_pre = f(&e["smollm2_prefill"]["tok_s"]);
+    let ours_dec = f(&e["smollm2_decode"]["tok_s"]);
+    let ll_pre = f(&l["prefill_tok_s"]);
+    let ll_dec = f(&l["decode_tok_s"]);
+    let ci = |k: &str| {
+        let c = &e[k]["tok_s_ci95"];
+        match (f(&c[0]), f(&c[1])) {
+            (Some(lo), Some(hi)) => format!("criterion median, 95% CI {lo:.1}–{hi:.1}"),
+            _ => String::new(),
+        }
+    };
+    let spread = |runs: &Value, per: f64| {
+        let xs: Vec<f64> = runs
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = xs.iter().copied().fold(0.0, f64::max);
+        if xs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "median of {} runs, range {:.1}–{:.1}",
+                xs.len(),
+                per * 1e3 / hi,
+                per * 1e3 / lo
+            )
+        }
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "# Benchmark results\n");
+    let _ = writeln!(
+        s,
+        "SmolLM2-135M-Instruct (`models/{}`, Q4_1), a 128-token chat prompt (`bench/prompt.json` under the \
+         chat template), batch 1, one thread (`RAYON_NUM_THREADS=1`, llama.cpp `n_threads=1`). \
+         Our engine computes with weights dequantised to f32; llama.cpp uses the Q4_1 file as it is. \
+         Produced by `cargo xtask bench`; raw numbers in `bench/results.json`.\n",
+        setup::SMOLLM2_FILE
+    );
+    let _ = writeln!(s, "| Measure | Value | Notes |");
+    let _ = writeln!(s, "| --- | ---: | --- |");
+    let mut row = |k: &str, v: String, note: String| {
+        let _ = writeln!(s, "| {k} | {v} | {note} |");
+    };
+    row(
+        "Native prefill, 128 tokens (tok/s)",
+        tps(ours_pre),
+        ci("smollm2_prefill"),
+    );
+    row(
+        "Native decode, KV cache of 128 (tok/s)",
+        tps(ours_dec),
+        ci("smollm2_decode"),
+    );
+    row(
+        "Native decode, KV cache of 1024 (tok/s)",
+        tps(f(&e["smollm2_decode_kv1024"]["tok_s"])),
+        ci("smollm2_decode_kv1024"),
+    );
+    row(
+        "llama.cpp prefill (tok/s)",
+        tps(ll_pre),
+        spread(&l["prefill_ms_runs"], 128.0),
+    );
+    row(
+        "llama.cpp decode (tok/s)",
+        tps(ll_dec),
+        spread(&l["decode_ms_runs"], 1.0),
+    );
+    row(
+        "Prefill ratio, ours / llama.cpp",
+        ratio(ours_pre, ll_pre),
+        String::new(),
+    );
+    row("Decode ratio, ours / llama.cpp", ratio(ours_dec, ll_dec), String::new());
+    row(
+        "wasm prefill, headless Chromium (tok/s)",
+        tps(f(&b["prefill_tok_s"])),
+        format!(
+            "{} prompt tokens; median of {} chats in {} page loads",
+            b["prompt_tokens"],
+            b["chats"].as_array().map_or(0, Vec::len),
+            b["runs"]
+        ),
+    );
+    row(
+        "wasm decode, headless Chromium (tok/s)",
+        tps(f(&b["decode_tok_s"])),
+        format!("tokens 2–{} of the reply, KV cache from 128", b["max_tokens"]),
+    );
+    row(
+        "Peak native RSS, load + 128-token prefill",
+        f(&n["peak_rss_bytes"]).map_or("–".into(), mib),
+        format!(
+            "VmHWM; after loading {} (RSS {}, file bytes freed)",
+            f(&n["peak_rss_after_load_bytes"]).map_or("–".into(), mib),
+            f(&n["rss_after_load_bytes"]).map_or("–".into(), mib)
+        ),
+    );
+    row(
+        "wasm memory after loading",
+        f(&b["wasm_memory_bytes"]).map_or("–".into(), mib),
+        "the worker's linear memory".into(),
+    );
+    for w in r["wasm_files"].as_array().into_iter().flatten() {
+        row(
+            &format!("`dist/pkg/{}` raw / gzip -9", w["file"].as_str().unwrap_or("?")),
+            format!(
+                "{} / {}",
+                f(&w["bytes"]).map_or("–".into(), kib),
+                f(&w["gzip_bytes"]).map_or("–".into(), kib)
+            ),
+            String::new(),
+        );
+    }
+    row(
+        "Load time: native / llama.cpp / browser",
+        format!(
+            "{:.0} / {:.0} / {:.0} ms",
+            f(&n["load_ms"]).unwrap_or(f64::NAN),
+            f(&l["load_ms"]).unwrap_or(f64::NAN),
+            f(&b["load_ms"]).unwrap_or(f64::NAN)
+        ),
+        "file read + dequantise + tokenizer; the browser's includes fetching 98 MB from 127.0.0.1".into(),
+    );
+    row(
+        "Tiny random model: prefill / decode (tok/s)",
+        format!(
+            "{} / {}",
+            tps(f(&e["tiny_prefill"]["tok_s"])),
+            tps(f(&e["tiny_decode"]["tok_s"]))
+        ),
+        "2 layers, d_model 32; its context is 128, so the decode step sees 127 cached positions".into(),
+    );
+
+    let _ = writeln!(s, "\n## Conditions\n");
+    let _ = writeln!(s, "- Date: {}", r["date"].as_str().unwrap_or("?"));
+    let _ = writeln!(
+        s,
+        "- Machine: {}, {} CPUs ({} thread(s) per core)",
+        m["cpu"].as_str().unwrap_or("?"),
+        m["cpus"].as_str().unwrap_or("?"),
+        m["threads_per_core"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(
+        s,
+        "- Load average (1 min) at start / end: {} / {}",
+        m["load_average_start"]
+            .as_f64()
+            .map_or("?".into(), |x| format!("{x:.2}")),
+        m["load_average_end"].as_f64().map_or("?".into(), |x| format!("{x:.2}"))
+    );
+    let _ = writeln!(
+        s,
+        "- {}; llama-cpp-python {}; Chromium {}",
+        r["rustc"].as_str().unwrap_or("rustc ?"),
+        l["llama_cpp_python"].as_str().unwrap_or("?"),
+        b["browser"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(
+        s,
+        "- llama.cpp runs with `use_extra_bufts = False`: its AMX weight repacking segfaults on this \
+         virtual machine, so it uses its plain quantised CPU kernels (Q4_1 weights × Q8_1 activations)."
+    );
+    let _ = writeln!(
+        s,
+        "- Next token after the prompt: ours {}, llama.cpp {} (a sanity check that both ran the same ids).",
+        n["next_token"], l["next_token"]
+    );
+    let _ = writeln!(
+        s,
+        "- The machine is shared: other processes (compilers) may run during a benchmark, which \
+         slows every number here and widens its spread. A load average well above 0 on 2 CPUs means \
+         the run was contended; compare ratios from the same run rather than absolute numbers \
+         across runs."
+    );
+    let _ = writeln!(
+        s,
+        "- Browser prefill is the page's own timing of the generator's first step (the prompt's \
+         forward pass and the first token); the page runs a separate forward pass before it for the \
+         norm chart, which is not counted."
+    );
+    s
+}
