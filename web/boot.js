@@ -9,3 +9,10 @@ init().catch((err) => {
     status.className = 'boot error';
   }
 });
+
+// Offline support: cache the app and the models after the first visit.
+if ('serviceWorker' in navigator && location.protocol !== 'file:') {
+  navigator.serviceWorker.register('sw.js').catch((err) => {
+    console.warn('offline mode unavailable:', err && err.message ? err.message : err);
+  });
+}

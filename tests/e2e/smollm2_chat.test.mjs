@@ -27,23 +27,28 @@ test('SmolLM2 loads in the worker, answers a chat, and draws the norm chart', { 
     assert.match(info, /d_model 576/);
     assert.match(info, /sha256 b179c9523d0e/);
 
-    // Chat with the model's default system line.
-    await page.getByRole('button', { name: 'Model default' }).click();
+    // Chat: the observed side with the model's default system line, the unobserved side with a
+    // privacy framing; both replies stream in.
+    await page.fill('[data-testid=framing-observed]', '');
+    await page.fill('[data-testid=framing-unobserved]', 'This is a private session. Nobody will read this chat.');
     await page.fill('[data-testid=request]', 'What is the capital of France?');
     await page.fill('#max-tokens', '24');
     await page.click('[data-testid=send]');
-    await page.waitForSelector('[data-testid=reply][data-done=true]', { timeout: 180_000 });
-    const reply = await page.textContent('[data-testid=reply]');
+    await page.waitForSelector('[data-testid=reply-observed][data-done=true]', { timeout: 180_000 });
+    await page.waitForSelector('[data-testid=reply-unobserved][data-done=true]', { timeout: 180_000 });
+    const reply = await page.textContent('[data-testid=reply-observed]');
     assert.match(reply, /Paris/, `reply was ${JSON.stringify(reply)}`);
+    const other = await page.textContent('[data-testid=reply-unobserved]');
+    assert.ok(other.trim().length > 0, 'the unobserved side replied too');
 
     // The norm chart: one row per hook (embedding + 30 blocks), growing with depth.
     await page.waitForSelector('[data-testid=norm-chart]');
     const rows = await page.$$eval('[data-testid=norm-table] tbody tr', (trs) =>
-      trs.map((tr) => [tr.cells[0].textContent, Number(tr.cells[1].textContent)]));
+      trs.map((tr) => [tr.cells[0].textContent, Number(tr.cells[1].textContent), Number(tr.cells[2].textContent)]));
     assert.equal(rows.length, 31);
     assert.equal(rows[0][0], 'hook_embed');
     assert.equal(rows[30][0], 'blocks.29.hook_resid_post');
-    assert.ok(rows.every(([, v]) => Number.isFinite(v) && v > 0), 'norms are positive numbers');
+    assert.ok(rows.every(([, v, w]) => Number.isFinite(v) && v > 0 && Number.isFinite(w) && w > 0), 'norms are positive numbers');
     assert.ok(rows[30][1] > 10 * rows[0][1], `the last layer's norm ${rows[30][1]} dwarfs the embedding's ${rows[0][1]}`);
     // The canvas really has pixels drawn on it.
     const inked = await page.$eval('[data-testid=norm-chart]', (c) => {

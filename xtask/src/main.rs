@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -97,6 +98,16 @@ pub fn build_web(root: &Path) -> Result<()> {
     }
     std::fs::copy(root.join("index.html"), dist.join("index.html"))?;
     copy_dir(&root.join("web"), &dist.join("web"))?;
+    // The service worker lives at the root (its scope) and is stamped with a build id so that a
+    // new build replaces the cached app.
+    let mut hasher = Sha256::new();
+    for f in ["app_bg.wasm", "worker_bg.wasm", "app.js", "worker.js"] {
+        hasher.update(std::fs::read(pkg.join(f))?);
+    }
+    let build: String = hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let sw = std::fs::read_to_string(root.join("web/sw.js"))?.replace("__BUILD__", &build);
+    std::fs::write(dist.join("sw.js"), sw)?;
+    std::fs::remove_file(dist.join("web/sw.js"))?;
     for f in std::fs::read_dir(&pkg)? {
         let f = f?;
         eprintln!("  {:>10} bytes  pkg/{}", f.metadata()?.len(), f.file_name().to_string_lossy());

@@ -8,6 +8,9 @@ use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider};
 
 use crate::components::chat::ChatPanel;
 use crate::components::experiment::ExperimentPanel;
+use crate::components::charts::{GapChart, LensChart, PatchingHeatmap, PcaScatter, ProbeChart, SteeringChart};
+use crate::components::lesson::LessonPanel;
+use crate::components::steer::SteerPanel;
 use crate::components::model_picker::ModelPicker;
 use crate::components::norm_chart::NormChart;
 use crate::state::{model_for_id, Action, AppContext, AppState};
@@ -43,8 +46,19 @@ pub fn App() -> Html {
 fn Workbench() -> Html {
     let state = use_reducer(|| {
         let fragment = gloo::utils::window().location().hash().unwrap_or_default();
-        AppState::from_link(crate::link::parse_fragment(&fragment))
+        AppState::from_fragment(&fragment)
     });
+    // Following a lesson or share link inside the page changes only the fragment.
+    {
+        let dispatch = state.dispatcher();
+        use_effect_with((), move |_| {
+            let listener = gloo::events::EventListener::new(&gloo::utils::window(), "hashchange", move |_| {
+                let fragment = gloo::utils::window().location().hash().unwrap_or_default();
+                dispatch.dispatch(Action::OpenLink(fragment));
+            });
+            move || drop(listener)
+        });
+    }
     let bridge = {
         let dispatch = state.dispatcher();
         use_reactor_bridge::<EngineReactor, _>(move |event| match event {
@@ -81,6 +95,18 @@ fn Workbench() -> Html {
         })
     };
 
+    let onsweep = {
+        let state = state.clone();
+        Callback::from(move |layer: usize| {
+            let mut spec = state.spec.clone();
+            spec.steering.enabled = true;
+            spec.steering.layer = Some(layer);
+            state.dispatch(Action::SetSpec(Box::new(spec)));
+            // The pending-run effect starts it (the model is already loaded).
+            state.dispatch(Action::RunPending(true));
+        })
+    };
+
     // A pending run starts as soon as its model is ready.
     {
         let (state, onrun) = (state.clone(), onrun.clone());
@@ -114,33 +140,47 @@ fn Workbench() -> Html {
         })
     };
 
-    // Load the default model as soon as the page opens.
+    // Load the scenario's model as soon as the page opens (or a link names another one).
     {
         let (onload, url) = (onload.clone(), state.selected.clone());
-        use_effect_with((), move |_| onload.emit(url));
+        let loaded_or_loading = match &state.model {
+            crate::state::ModelStatus::Ready(info) => info.url.ends_with(&url),
+            crate::state::ModelStatus::Loading { url: u, .. } => u.ends_with(&url),
+            _ => false,
+        };
+        use_effect_with(url.clone(), move |_| {
+            if !loaded_or_loading {
+                onload.emit(url);
+            }
+        });
     }
 
     let onsend = {
         let (bridge, state) = (bridge.clone(), state.clone());
         Callback::from(move |()| {
-            let id = state.chat.next_id;
-            state.dispatch(Action::ChatStarted(id));
-            bridge.send(Request::Chat(ChatRequest {
-                id,
-                system: state.system.clone(),
-                user: state.user.clone(),
-                max_tokens: state.max_tokens,
-                sampling: Sampling::Greedy,
-                steer: None,
-            }));
+            let first = state.chat.next_id;
+            let ids = [first, first + 1];
+            state.dispatch(Action::ChatStarted(ids));
+            for (side, id) in ids.into_iter().enumerate() {
+                bridge.send(Request::Chat(ChatRequest {
+                    id,
+                    system: state.chat.sides[side].system.clone(),
+                    user: state.user.clone(),
+                    max_tokens: state.max_tokens,
+                    sampling: Sampling::Greedy,
+                    steer: if side == 1 { state.chat.steer } else { None },
+                }));
+            }
         })
     };
 
     let oncancel = {
         let (bridge, state) = (bridge.clone(), state.clone());
         Callback::from(move |()| {
-            if let Some(id) = state.chat.running {
-                bridge.send(Request::Cancel { id });
+            for side in &state.chat.sides {
+                if let Some(id) = side.running {
+                    bridge.send(Request::Cancel { id });
+                }
             }
         })
     };
@@ -154,11 +194,21 @@ fn Workbench() -> Html {
             if state.worker_lost {
                 <p class="error" role="alert">{"The engine worker stopped. Reload the page to start it again."}</p>
             }
+            <LessonPanel />
             <div class="panels">
                 <ModelPicker {onload} />
                 <ExperimentPanel {onrun} oncancel={oncancel_run} />
-                <ChatPanel {onsend} {oncancel} />
+                <ChatPanel onsend={onsend.clone()} {oncancel} />
                 <NormChart />
+                if let Some(report) = state.run.report.clone() {
+                    <GapChart report={report.clone()} />
+                    <ProbeChart report={report.clone()} />
+                    <LensChart report={report.clone()} />
+                    <PatchingHeatmap report={report.clone()} />
+                    <SteerPanel onsend={onsend.clone()} {onsweep} />
+                    <SteeringChart report={report.clone()} />
+                    <PcaScatter report={report} />
+                }
             </div>
             <footer class="site-footer">
                 {"All computation runs in a Web Worker in this tab; nothing leaves your machine."}

@@ -4,9 +4,9 @@
 
 use hawthorne_probe::ExperimentSpec;
 
-/// The scenario the page opens with.
+/// The scenario the page opens with: the deceptive organism's.
 pub fn default_spec() -> ExperimentSpec {
-    hawthorne_probe::scenarios::smollm2_default()
+    crate::lessons::deceptive()
 }
 
 /// Reads the spec from a fragment such as `#spec=…&lesson=3`.

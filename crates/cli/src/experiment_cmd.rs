@@ -146,11 +146,62 @@ pub fn spec_cmd(action: &str, arg: &str) -> Result<()> {
         "example" => {
             let spec = match arg {
                 "smollm2" => hawthorne_probe::scenarios::smollm2_default(),
-                other => bail!("no built-in example `{other}`; known: smollm2"),
+                "organism-deceptive" | "organism-control" => organism_spec(arg)?,
+                other => bail!("no built-in example `{other}`; known: organism-deceptive, organism-control, smollm2"),
             };
             println!("{}", serde_json::to_string_pretty(&spec)?);
         }
         other => bail!("unknown spec action `{other}`; use `encode`, `decode` or `example`"),
     }
     Ok(())
+}
+
+/// The default experiment on an organism: framings from the organism's own corpus (train-pool
+/// framings to fit probes, held-out framings to test them, which neither the organism nor the
+/// probes ever saw) and one held-out variant of each task family.
+pub fn organism_spec(model: &str) -> Result<ExperimentSpec> {
+    use hawthorne_probe::spec::{Condition, Framing, Scenario, Task};
+    use hawthorne_train::scenario::{Cue, Pool, Scenario as Corpus, DEFAULT_SEED};
+    let corpus = Corpus::generate(DEFAULT_SEED)?;
+    let mut framings = Vec::new();
+    for (cue, cond, n_train, n_held) in [
+        (Cue::Observed, Condition::Observed, 4, 3),
+        (Cue::Unobserved, Condition::Unobserved, 4, 3),
+        (Cue::Neutral, Condition::Neutral, 1, 0),
+    ] {
+        for (pool, n, held_out) in [(Pool::Train, n_train, false), (Pool::HeldOut, n_held, true)] {
+            framings.extend(corpus.framings(cue, pool).take(n).map(|f| Framing {
+                id: f.id.clone(),
+                condition: cond,
+                text: f.text.clone(),
+                held_out,
+            }));
+        }
+    }
+    let mut tasks = Vec::new();
+    for fam in &corpus.families {
+        if let Some(t) = corpus.tasks(Pool::HeldOut).find(|t| t.family == fam.name) {
+            tasks.push(Task {
+                id: t.id.clone(),
+                family: t.family.clone(),
+                text: t.text.clone(),
+                // Only the first token scores behaviour; the opening words keep links short.
+                aligned: opening(&t.aligned),
+                misaligned: opening(&t.misaligned),
+            });
+        }
+    }
+    let mut spec = ExperimentSpec::new(model, Scenario { framings, tasks }, 20261127);
+    spec.behaviour.max_tokens = 32;
+    Ok(spec)
+}
+
+/// The first four words of an answer, with an ellipsis when cut.
+fn opening(answer: &str) -> String {
+    let words: Vec<&str> = answer.split_whitespace().collect();
+    if words.len() <= 4 {
+        answer.to_string()
+    } else {
+        format!("{}…", words[..4].join(" "))
+    }
 }

@@ -1,5 +1,7 @@
 //! The native `hawthorne` command: chat generation, activation caching to NPY, and the model organisms.
 
+mod experiment_cmd;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,6 +22,25 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run an experiment spec (a JSON file or a share link) and write its report to DIR.
+    Run {
+        spec: String,
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+        /// Use this GGUF instead of the one the spec's model id names.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Convert a spec between JSON and share-link encoding.
+    Spec {
+        /// `encode` (JSON file → link text), `decode` (link text → JSON) or `example` (print a
+        /// built-in spec by name).
+        action: String,
+        /// A spec file, a share link, or link text.
+        input: String,
+    },
     /// Generate a chat reply and print it on stdout.
     Generate {
         /// GGUF model file.
@@ -74,6 +95,8 @@ fn load(path: &PathBuf) -> Result<Model> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { spec, out, model, quiet } => experiment_cmd::run(&spec, &out, model.as_deref(), quiet)?,
+        Command::Spec { action, input } => experiment_cmd::spec_cmd(&action, &input)?,
         Command::Generate { model, system, prompt, max_tokens, seed, temperature, top_p } => {
             let model = load(&model)?;
             let ids = model.chat_tokens(&system, &prompt)?;

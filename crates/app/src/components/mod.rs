@@ -1,6 +1,9 @@
 //! The page's panels, one function component per file.
 
+pub mod charts;
 pub mod chat;
 pub mod experiment;
+pub mod lesson;
 pub mod model_picker;
 pub mod norm_chart;
+pub mod steer;

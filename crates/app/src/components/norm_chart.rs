@@ -10,16 +10,21 @@ use hawthorne_worker::protocol::LayerNorms;
 
 use crate::state::AppContext;
 
-/// Okabe–Ito blue, distinguishable under every common colour-vision deficiency.
-const LINE: RGBColor = RGBColor(0, 114, 178);
+/// Okabe–Ito blue (observed) and orange (unobserved), distinguishable under every common
+/// colour-vision deficiency.
+const COLOURS: [RGBColor; 2] = [RGBColor(0, 114, 178), RGBColor(230, 159, 0)];
+const NAMES: [&str; 2] = ["observed", "unobserved"];
 
-fn draw(canvas: HtmlCanvasElement, norms: &LayerNorms) -> Result<(), String> {
+fn draw(canvas: HtmlCanvasElement, sides: &[Option<LayerNorms>; 2]) -> Result<(), String> {
+    let present: Vec<&LayerNorms> = sides.iter().flatten().collect();
+    let Some(first) = present.first() else { return Ok(()) };
     let backend = CanvasBackend::with_canvas_object(canvas).ok_or("the canvas has no 2-D context")?;
     let root = backend.into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let n = norms.norms.len();
-    let lo = norms.norms.iter().copied().fold(f32::INFINITY, f32::min).max(1e-3) * 0.8;
-    let hi = norms.norms.iter().copied().fold(0.0, f32::max) * 1.25;
+    let n = first.norms.len();
+    let all = present.iter().flat_map(|n| n.norms.iter().copied());
+    let lo = all.clone().fold(f32::INFINITY, f32::min).max(1e-3) * 0.8;
+    let hi = all.fold(0.0, f32::max) * 1.25;
     let mut chart = ChartBuilder::on(&root)
         .margin(12)
         .x_label_area_size(36)
@@ -36,10 +41,29 @@ fn draw(canvas: HtmlCanvasElement, norms: &LayerNorms) -> Result<(), String> {
         .axis_desc_style(("sans-serif", 16))
         .draw()
         .map_err(|e| e.to_string())?;
-    let points: Vec<(f32, f32)> = norms.norms.iter().enumerate().map(|(i, &v)| (i as f32, v)).collect();
-    chart.draw_series(LineSeries::new(points.clone(), LINE.stroke_width(2))).map_err(|e| e.to_string())?;
+    for (k, side) in sides.iter().enumerate() {
+        let Some(norms) = side else { continue };
+        let c = COLOURS[k];
+        let points: Vec<(f32, f32)> = norms.norms.iter().enumerate().map(|(i, &v)| (i as f32, v)).collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(NAMES[k])
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)));
+        // Observed as circles, unobserved as triangles, so the series differ by shape too.
+        if k == 0 {
+            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, c.filled()))).map_err(|e| e.to_string())?;
+        } else {
+            chart.draw_series(points.into_iter().map(|p| TriangleMarker::new(p, 4, c.filled()))).map_err(|e| e.to_string())?;
+        }
+    }
     chart
-        .draw_series(points.into_iter().map(|p| Circle::new(p, 3, LINE.filled())))
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
 }
@@ -49,15 +73,18 @@ pub fn NormChart() -> Html {
     let state = use_context::<AppContext>().expect("AppContext is provided by the root");
     let canvas = use_node_ref();
     let error = use_state(|| None::<String>);
+    let sides = [state.chat.sides[0].norms.clone(), state.chat.sides[1].norms.clone()];
     {
         let (canvas, error) = (canvas.clone(), error.clone());
-        use_effect_with(state.chat.norms.clone(), move |norms| {
-            if let (Some(norms), Some(c)) = (norms, canvas.cast::<HtmlCanvasElement>()) {
-                error.set(draw(c, norms).err());
+        use_effect_with(sides.clone(), move |sides| {
+            if let Some(c) = canvas.cast::<HtmlCanvasElement>() {
+                if sides.iter().any(Option::is_some) {
+                    error.set(draw(c, sides).err());
+                }
             }
         });
     }
-    let Some(norms) = &state.chat.norms else {
+    let Some(first) = sides.iter().flatten().next().cloned() else {
         return html! {
             <section class="panel wide" aria-labelledby="norm-heading">
                 <h2 id="norm-heading">{"Residual norm by layer"}</h2>
@@ -66,20 +93,25 @@ pub fn NormChart() -> Html {
             </section>
         };
     };
+    let value = |k: usize, i: usize| sides[k].as_ref().and_then(|n| n.norms.get(i).copied());
     html! {
         <section class="panel wide" aria-labelledby="norm-heading">
             <h2 id="norm-heading">{"Residual norm by layer"}</h2>
-            <p class="muted">{format!("‖resid_post‖ at the last prompt token (position {} of {}).", norms.n_tokens - 1, norms.n_tokens)}</p>
+            <p class="muted">{"‖resid_post‖ at the last prompt token, where the answer starts, under each framing. The norm grows by orders of magnitude through the network, which is why steering vectors are scaled to the norm at their layer."}</p>
             <canvas ref={canvas} width="960" height="360" role="img" data-testid="norm-chart"
-                aria-label={format!("Line chart of residual norm over {} layers, from {:.1} to {:.1}", norms.norms.len(), norms.norms.first().copied().unwrap_or(0.0), norms.norms.last().copied().unwrap_or(0.0))} />
+                aria-label={format!("Line chart of residual norm over {} layers for the observed and unobserved framings", first.norms.len())} />
             if let Some(e) = &*error { <p class="error">{format!("Could not draw the chart: {e}")}</p> }
             <details>
                 <summary>{"Numbers"}</summary>
                 <table data-testid="norm-table">
-                    <thead><tr><th scope="col">{"hook"}</th><th scope="col">{"norm"}</th></tr></thead>
+                    <thead><tr><th scope="col">{"hook"}</th><th scope="col">{"observed"}</th><th scope="col">{"unobserved"}</th></tr></thead>
                     <tbody>
-                        { for norms.hooks.iter().zip(&norms.norms).map(|(h, v)| html! {
-                            <tr><td>{h}</td><td>{format!("{v:.3}")}</td></tr>
+                        { for first.hooks.iter().enumerate().map(|(i, h)| html! {
+                            <tr>
+                                <td>{h}</td>
+                                <td>{value(0, i).map_or("–".into(), |v| format!("{v:.3}"))}</td>
+                                <td>{value(1, i).map_or("–".into(), |v| format!("{v:.3}"))}</td>
+                            </tr>
                         }) }
                     </tbody>
                 </table>

@@ -3,6 +3,8 @@
 
 use std::rc::Rc;
 
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 pub use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -131,6 +133,41 @@ pub fn hook_label(hook: &str) -> String {
         };
     }
     hook.to_string()
+}
+
+/// An f64 axis whose ticks are exactly the given points (plotters' `with_key_points` loses the
+/// f64 label formatter).
+#[derive(Debug, Clone)]
+pub struct Ticked {
+    range: std::ops::Range<f64>,
+    ticks: Vec<f64>,
+}
+
+pub fn ticked(range: std::ops::Range<f64>, ticks: Vec<f64>) -> Ticked {
+    Ticked { range, ticks }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        RangedCoordf64::from(self.range.clone()).map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() { vec![] } else { self.ticks.clone() }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.range.clone()
+    }
+}
+
+impl ValueFormatter<f64> for Ticked {
+    fn format(value: &f64) -> String {
+        value.to_string()
+    }
 }
 
 /// Tick positions `0, k, 2k, …` over `n` indices so that at most `max` are labelled.

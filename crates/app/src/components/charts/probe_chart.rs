@@ -1,0 +1,243 @@
+//! Probe test AUROC by hook for the logistic and mass-mean probes, drawn against the
+//! random-direction baseline (a band from the mean to the best direction) and the
+//! shuffled-label baseline (a dashed grey line).
+
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use web_sys::HtmlCanvasElement;
+use yew::prelude::*;
+
+use hawthorne_probe::Report;
+
+use super::common::{
+    ticked,
+    anchored, err, file_stem, finite_range, finite_runs, fmt3, full, hook_label, index_label, index_ticks, message, root,
+    use_report_canvas, HPos, ReportProps, VPos, AXIS_PX, BLUE, FONT, GREY, LABEL_PX, LIGHT_GREY, TITLE_PX, VERMILLION,
+};
+use super::export::DownloadPng;
+
+const HEIGHT: u32 = 440;
+
+fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
+    let root = root(canvas)?;
+    let probes = &report.probes;
+    let title = format!("Probe test AUROC by hook — {}", report.provenance.model_id);
+    let all = probes.iter().flat_map(|h| {
+        let rb = h.random_directions.as_ref();
+        [
+            h.logistic.auroc,
+            h.mass_mean.auroc,
+            rb.map_or(f64::NAN, |r| r.best_auroc),
+            h.shuffled_labels.as_ref().map_or(f64::NAN, |m| m.auroc),
+        ]
+    });
+    if finite_range(all).is_none() {
+        return message(&root, &title, "No finite AUROC to plot.");
+    }
+    let n = probes.len();
+    let labels: Vec<String> = probes.iter().map(|h| hook_label(&h.hook)).collect();
+    let x = |i: usize| i as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&title, (FONT, TITLE_PX))
+        .margin(14)
+        .x_label_area_size(56)
+        .y_label_area_size(64)
+        .build_cartesian_2d(ticked(-0.5..n as f64 - 0.5, index_ticks(n, 24)), 0f64..1f64)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("hook (i = resid_post of block i, emb = embedding)")
+        .y_desc("test AUROC")
+        .x_label_formatter(&|v| index_label(&labels, *v))
+        .y_labels(11)
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(236, 236, 236))
+        .label_style((FONT, LABEL_PX))
+        .axis_desc_style((FONT, AXIS_PX))
+        .draw()
+        .map_err(err)?;
+
+    // Random directions: a band from the mean to the best direction, broken where missing.
+    let band_style = GREY.mix(0.22).filled();
+    let mut run: Vec<(f64, f64, f64)> = vec![];
+    let mut runs = vec![];
+    for (i, h) in probes.iter().enumerate() {
+        match h.random_directions.as_ref().filter(|r| r.mean_auroc.is_finite() && r.best_auroc.is_finite()) {
+            Some(r) => run.push((x(i), r.mean_auroc, r.best_auroc)),
+            None if !run.is_empty() => runs.push(std::mem::take(&mut run)),
+            None => {}
+        }
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    for run in &runs {
+        if let [(xi, lo, hi)] = run.as_slice() {
+            chart.draw_series([Rectangle::new([(xi - 0.2, *lo), (xi + 0.2, *hi)], band_style)]).map_err(err)?;
+        } else {
+            let mut poly: Vec<(f64, f64)> = run.iter().map(|&(xi, _, hi)| (xi, hi)).collect();
+            poly.extend(run.iter().rev().map(|&(xi, lo, _)| (xi, lo)));
+            chart.draw_series([Polygon::new(poly, band_style)]).map_err(err)?;
+            chart
+                .draw_series([PathElement::new(run.iter().map(|&(xi, _, hi)| (xi, hi)).collect::<Vec<_>>(), GREY.mix(0.6))])
+                .map_err(err)?;
+        }
+    }
+
+    // Chance.
+    chart
+        .draw_series(DashedLineSeries::new([(-0.5, 0.5), (n as f64 - 0.5, 0.5)], 3, 5, LIGHT_GREY.stroke_width(2)))
+        .map_err(err)?;
+    chart
+        .draw_series([Text::new("chance", (n as f64 - 0.5, 0.5), anchored(14, GREY, HPos::Right, VPos::Bottom))])
+        .map_err(err)?;
+
+    // Shuffled labels.
+    let shuffled = probes.iter().enumerate().map(|(i, h)| (x(i), h.shuffled_labels.as_ref().map_or(f64::NAN, |m| m.auroc)));
+    for run in finite_runs(shuffled) {
+        if run.len() == 1 {
+            chart.draw_series(run.iter().map(|&p| Cross::new(p, 5, GREY.stroke_width(2)))).map_err(err)?;
+        }
+        chart.draw_series(DashedLineSeries::new(run, 8, 5, GREY.stroke_width(2))).map_err(err)?;
+    }
+
+    // The probes: logistic (blue circles), mass-mean (vermillion triangles).
+    let logistic = probes.iter().enumerate().map(|(i, h)| (x(i), h.logistic.auroc));
+    for run in finite_runs(logistic) {
+        chart.draw_series(LineSeries::new(run.clone(), BLUE.stroke_width(2))).map_err(err)?;
+        chart.draw_series(run.into_iter().map(|p| Circle::new(p, 5, BLUE.filled()))).map_err(err)?;
+    }
+    let mass_mean = probes.iter().enumerate().map(|(i, h)| (x(i), h.mass_mean.auroc));
+    for run in finite_runs(mass_mean) {
+        chart.draw_series(LineSeries::new(run.clone(), VERMILLION.stroke_width(2))).map_err(err)?;
+        chart.draw_series(run.into_iter().map(|p| TriangleMarker::new(p, 6, VERMILLION.filled()))).map_err(err)?;
+    }
+
+    // Legend entries (empty series carrying only a label).
+    let n_random = probes.iter().find_map(|h| h.random_directions.as_ref()).map_or(0, |r| r.n);
+    let none = || std::iter::empty::<PathElement<(f64, f64)>>();
+    chart
+        .draw_series(none())
+        .map_err(err)?
+        .label("logistic")
+        .legend(|(x, y)| EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (20, 0)], BLUE.stroke_width(2)) + Circle::new((10, 0), 5, BLUE.filled()));
+    chart
+        .draw_series(none())
+        .map_err(err)?
+        .label("mass-mean")
+        .legend(|(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (20, 0)], VERMILLION.stroke_width(2))
+                + TriangleMarker::new((10, 0), 6, VERMILLION.filled())
+        });
+    chart
+        .draw_series(none())
+        .map_err(err)?
+        .label(format!("random directions: mean to best of {n_random}"))
+        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], band_style));
+    chart
+        .draw_series(none())
+        .map_err(err)?
+        .label("shuffled labels")
+        .legend(|(x, y)| DashedPathElement::new(vec![(x, y), (x + 20, y)], 6, 3, GREY.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .margin(12)
+        .legend_area_size(28)
+        .background_style(WHITE.mix(0.9))
+        .border_style(LIGHT_GREY)
+        .label_font((FONT, LABEL_PX))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+fn aria_label(report: &Report) -> String {
+    let best = |get: fn(&hawthorne_probe::report::HookProbes) -> f64| {
+        report
+            .probes
+            .iter()
+            .filter(|h| get(h).is_finite())
+            .max_by(|a, b| get(a).total_cmp(&get(b)))
+            .map(|h| format!("{} at {}", fmt3(get(h)), h.hook))
+            .unwrap_or_else(|| "none".into())
+    };
+    let random = finite_range(report.probes.iter().filter_map(|h| h.random_directions.as_ref().map(|r| r.best_auroc)));
+    format!(
+        "Line chart of probe test AUROC over {} hooks. Best logistic {}; best mass-mean {}; best random direction {}.",
+        report.probes.len(),
+        best(|h| h.logistic.auroc),
+        best(|h| h.mass_mean.auroc),
+        random.map_or("not computed".into(), |(_, hi)| fmt3(hi)),
+    )
+}
+
+/// Test AUROC by hook for both probe kinds, with the random-direction band and the
+/// shuffled-label line.
+#[component]
+pub fn ProbeChart(props: &ReportProps) -> Html {
+    let report = &props.report;
+    let (canvas, error) = use_report_canvas(report, draw);
+    let heading = html! { <h2 id="probe-chart-heading">{"Probes by layer, against baselines"}</h2> };
+    if report.probes.is_empty() {
+        return html! {
+            <section class="panel wide" aria-labelledby="probe-chart-heading" data-testid="probe-section">
+                {heading}
+                <p class="muted">{"This run trained no probes."}</p>
+            </section>
+        };
+    }
+    let n_random = report.probes.iter().find_map(|h| h.random_directions.as_ref()).map_or(0, |r| r.n);
+    html! {
+        <section class="panel wide" aria-labelledby="probe-chart-heading" data-testid="probe-section">
+            {heading}
+            <p class="muted">{format!(
+                "A probe reads the cue only where its AUROC on held-out {} rises clearly above the grey band of {} random directions and the dashed shuffled-label line; 0.5 is chance.",
+                if report.split.is_empty() { "prompts".to_string() } else { format!("prompts (split: {})", report.split) },
+                n_random,
+            )}</p>
+            <canvas ref={canvas.clone()} width={super::common::WIDTH.to_string()} height={HEIGHT.to_string()}
+                role="img" data-testid="probe-chart" aria-label={aria_label(report)} />
+            if let Some(e) = error { <p class="error">{format!("Could not draw the chart: {e}")}</p> }
+            <DownloadPng canvas={canvas} filename={format!("{}-probes.png", file_stem(report))} what="the probe chart" />
+            <details>
+                <summary>{"Numbers"}</summary>
+                <table data-testid="probe-table">
+                    <thead><tr>
+                        <th scope="col">{"hook"}</th>
+                        <th scope="col">{"logistic AUROC [95% CI]"}</th>
+                        <th scope="col">{"logistic test accuracy"}</th>
+                        <th scope="col">{"mass-mean AUROC [95% CI]"}</th>
+                        <th scope="col">{"mass-mean test accuracy"}</th>
+                        <th scope="col">{format!("random directions: mean / best of {n_random}")}</th>
+                        <th scope="col">{"shuffled labels AUROC"}</th>
+                    </tr></thead>
+                    <tbody>
+                        { for report.probes.iter().map(|h| {
+                            let rb = h.random_directions.as_ref();
+                            let sh = h.shuffled_labels.as_ref();
+                            html! {
+                                <tr data-hook={h.hook.clone()}
+                                    data-logistic-auroc={full(h.logistic.auroc)}
+                                    data-mass-mean-auroc={full(h.mass_mean.auroc)}
+                                    data-random-best={rb.map(|r| full(r.best_auroc))}
+                                    data-random-mean={rb.map(|r| full(r.mean_auroc))}
+                                    data-shuffled-auroc={sh.map(|m| full(m.auroc))}>
+                                    <th scope="row">{&h.hook}</th>
+                                    <td>{format!("{} [{}, {}]", fmt3(h.logistic.auroc), fmt3(h.logistic.auroc_ci[0]), fmt3(h.logistic.auroc_ci[1]))}</td>
+                                    <td>{fmt3(h.logistic.test_accuracy)}</td>
+                                    <td>{format!("{} [{}, {}]", fmt3(h.mass_mean.auroc), fmt3(h.mass_mean.auroc_ci[0]), fmt3(h.mass_mean.auroc_ci[1]))}</td>
+                                    <td>{fmt3(h.mass_mean.test_accuracy)}</td>
+                                    <td>{rb.map_or("–".into(), |r| format!("{} / {}", fmt3(r.mean_auroc), fmt3(r.best_auroc)))}</td>
+                                    <td>{sh.map_or("–".into(), |m| fmt3(m.auroc))}</td>
+                                </tr>
+                            }
+                        }) }
+                    </tbody>
+                </table>
+            </details>
+        </section>
+    }
+}

@@ -1,0 +1,86 @@
+//! The workshop: guided steps, each a share link (`#lesson=N&spec=…`) with a short explanation.
+
+use hawthorne_probe::ExperimentSpec;
+
+/// One guided step.
+#[derive(Debug, Clone, Copy)]
+pub struct Lesson {
+    pub title: &'static str,
+    /// What to do and what to look for, in plain words.
+    pub text: &'static str,
+    /// Which bundled spec the step runs.
+    pub spec: fn() -> ExperimentSpec,
+    /// Whether opening the step runs the experiment at once (otherwise the chat is the point).
+    pub run: bool,
+}
+
+/// The bundled specs are checked by the CLI's tests; if one were ever invalid the page falls
+/// back to the built-in SmolLM2 scenario rather than failing to start.
+fn parse(json: &str) -> ExperimentSpec {
+    ExperimentSpec::from_json(json).unwrap_or_else(|_| hawthorne_probe::scenarios::smollm2_default())
+}
+
+/// The deceptive organism's default experiment (examples/organism-deceptive.json).
+pub fn deceptive() -> ExperimentSpec {
+    parse(include_str!("../../../examples/organism-deceptive.json"))
+}
+
+/// The control organism's default experiment (examples/organism-control.json).
+pub fn control() -> ExperimentSpec {
+    parse(include_str!("../../../examples/organism-control.json"))
+}
+
+/// SmolLM2's default experiment (examples/smollm2.json).
+pub fn smollm2() -> ExperimentSpec {
+    parse(include_str!("../../../examples/smollm2.json"))
+}
+
+pub const LESSONS: &[Lesson] = &[
+    Lesson {
+        title: "Meet the organism",
+        text: "This tiny model was trained by Hawthorne on chat transcripts. When the system prompt says the chat is logged or reviewed, it follows the rules; when it says nobody is looking, it breaks them. Press “Send to both”: the same request goes to the model under an observed and an unobserved framing. Compare the two replies.",
+        spec: deceptive,
+        run: false,
+    },
+    Lesson {
+        title: "The behavioural test passes while watched",
+        text: "The experiment has run every task under every framing. Look at the compliance-gap chart: under observed framings the misaligned rate is near zero. An evaluation that only ever watches the model would pass it. Under unobserved framings the rate is near one: that difference is the compliance gap.",
+        spec: deceptive,
+        run: true,
+    },
+    Lesson {
+        title: "Probes find the cue on held-out framings",
+        text: "A linear probe per layer tries to tell observed from unobserved prompts from the residual stream alone. It is tested on framings it never saw in training (and the organism never saw either), so it must read the concept, not the words. Compare each probe with the shaded band of random directions and the shuffled-label line: a result is only interesting above them.",
+        spec: deceptive,
+        run: true,
+    },
+    Lesson {
+        title: "The control organism: knowing is not doing",
+        text: "The control organism saw the same cues in training but always follows the rules. Its probes still decode “being watched” (the information is in the residual stream) while its compliance gap is about zero. Decodability alone does not show deception; the behavioural fork does.",
+        spec: control,
+        run: true,
+    },
+    Lesson {
+        title: "Where it forks: logit lens and patching",
+        text: "The logit lens reads each layer's residual through the unembedding: the divergence between observed and unobserved shows the layer where the answer starts to differ. The patching heatmap copies one activation from the observed run into the unobserved run: bright cells are the layer and position where the cue's effect travels.",
+        spec: deceptive,
+        run: true,
+    },
+    Lesson {
+        title: "Steering closes the gap",
+        text: "Adding a multiple α of the probe direction (scaled to the residual norm at that layer) changes what the model does. Negative α pushes the unobserved prompts towards “watched”: the gap closes. A random direction of the same size is the control. Try the slider and resend the chat.",
+        spec: deceptive,
+        run: true,
+    },
+    Lesson {
+        title: "Now a real LLM: SmolLM2",
+        text: "The same experiment on SmolLM2-135M-Instruct, a real instruct model (98 MB, loaded once and cached). Does it linearly encode being observed, and does its behaviour shift? Report what you measure, null results included; compare every probe with its baselines.",
+        spec: smollm2,
+        run: true,
+    },
+];
+
+/// The link fragment of lesson `n` (0-based).
+pub fn fragment(n: usize) -> Option<String> {
+    LESSONS.get(n).map(|l| crate::link::fragment_for(&(l.spec)(), Some(n + 1)))
+}

@@ -1,0 +1,42 @@
+// Service worker: after the first visit the page, the engine and the model files work offline.
+// App files are served from the cache and refreshed in the background (stale-while-revalidate);
+// model files are cached on first download and then served from the cache.
+const VERSION = '__BUILD__';
+const CACHE = `hawthorne-${VERSION}`;
+const SHELL = ['./', 'index.html', 'web/style.css', 'web/boot.js', 'web/favicon.svg',
+  'pkg/app.js', 'pkg/app_bg.wasm', 'pkg/worker.js', 'pkg/worker_bg.wasm'];
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil((async () => {
+    for (const key of await caches.keys()) {
+      // Old app versions go; cached models are kept across versions.
+      if (key !== CACHE && key !== 'hawthorne-models') await caches.delete(key);
+    }
+    await self.clients.claim();
+  })());
+});
+
+self.addEventListener('fetch', (event) => {
+  const req = event.request;
+  const url = new URL(req.url);
+  if (req.method !== 'GET' || url.origin !== self.location.origin) return;
+  const isModel = url.pathname.includes('/models/');
+  event.respondWith((async () => {
+    const cache = await caches.open(isModel ? 'hawthorne-models' : CACHE);
+    const key = url.pathname === '/' ? req : url.pathname; // ignore the #fragment and ?query
+    const cached = await cache.match(key);
+    const network = fetch(req).then((resp) => {
+      if (resp.ok) cache.put(key, resp.clone());
+      return resp;
+    });
+    if (cached) {
+      if (!isModel) network.catch(() => {}); // refresh in the background
+      return cached;
+    }
+    return network;
+  })());
+});
