@@ -135,6 +135,111 @@ pub fn hook_label(hook: &str) -> String {
     hook.to_string()
 }
 
+/// A point marker; shapes repeat what colour says, for readers who cannot tell the colours apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    None,
+    Circle,
+    Triangle,
+    Square,
+    Cross,
+}
+
+/// Draws `marker` centred on a pixel of `area`.
+pub fn draw_marker(area: &Area, marker: Marker, (x, y): (i32, i32), style: ShapeStyle) -> Result<(), String> {
+    match marker {
+        Marker::None => Ok(()),
+        Marker::Circle => area.draw(&Circle::new((x, y), 5, style)).map_err(err),
+        Marker::Triangle => area.draw(&TriangleMarker::new((x, y), 6, style)).map_err(err),
+        Marker::Square => area.draw(&Rectangle::new([(x - 5, y - 5), (x + 5, y + 5)], style)).map_err(err),
+        Marker::Cross => area.draw(&Cross::new((x, y), 5, style)).map_err(err),
+    }
+}
+
+/// What a legend entry looks like.
+#[derive(Debug, Clone, Copy)]
+pub enum Glyph {
+    /// A solid line with an optional marker.
+    Line(RGBColor, Marker),
+    /// A dashed line with an optional marker.
+    Dashed(RGBColor, Marker),
+    /// A filled box (bars, bands).
+    Swatch(RGBAColor),
+    /// A lone marker, filled or outlined.
+    Point(RGBColor, Marker, bool),
+}
+
+const GLYPH_W: i32 = 26;
+const LEGEND_ROW_H: i32 = 24;
+
+/// Draws a legend as rows of entries centred at the top of `area`, outside the plot so that it
+/// never hides data, and returns the area below it.
+pub fn legend(area: &Area, entries: &[(String, Glyph)]) -> Result<Area, String> {
+    let font = TextStyle::from((FONT, LABEL_PX).into_font());
+    let (w, _) = area.dim_in_pixel();
+    let max_w = w as i32 - 40;
+    // Lay the entries out in rows.
+    let mut rows: Vec<Vec<(i32, &str, Glyph)>> = vec![vec![]];
+    let mut row_w = vec![0i32];
+    for (label, glyph) in entries {
+        let text_w = area.estimate_text_size(label, &font).map_or(label.chars().count() as i32 * 8, |(tw, _)| tw as i32);
+        let entry_w = GLYPH_W + 6 + text_w;
+        let last = row_w.len() - 1;
+        if row_w[last] > 0 && row_w[last] + 22 + entry_w > max_w {
+            rows.push(vec![]);
+            row_w.push(0);
+        }
+        let last = row_w.len() - 1;
+        if row_w[last] > 0 {
+            row_w[last] += 22;
+        }
+        rows[last].push((row_w[last], label.as_str(), *glyph));
+        row_w[last] += entry_w;
+    }
+    let height = LEGEND_ROW_H * rows.len() as i32 + 6;
+    let (top, rest) = area.split_vertically(height);
+    let text = anchored(LABEL_PX, INK, HPos::Left, VPos::Center);
+    for (r, row) in rows.iter().enumerate() {
+        let left = (w as i32 - row_w[r]) / 2;
+        let cy = LEGEND_ROW_H * r as i32 + LEGEND_ROW_H / 2 + 2;
+        for &(x, label, glyph) in row {
+            let x = left + x;
+            let mid = (x + GLYPH_W / 2, cy);
+            match glyph {
+                Glyph::Line(c, m) => {
+                    top.draw(&PathElement::new(vec![(x, cy), (x + GLYPH_W, cy)], c.stroke_width(2))).map_err(err)?;
+                    draw_marker(&top, m, mid, c.filled())?;
+                }
+                Glyph::Dashed(c, m) => {
+                    top.draw(&plotters::element::DashedPathElement::new(vec![(x, cy), (x + GLYPH_W, cy)], 6, 3, c.stroke_width(2)))
+                        .map_err(err)?;
+                    draw_marker(&top, m, mid, c.stroke_width(2))?;
+                }
+                Glyph::Swatch(c) => {
+                    top.draw(&Rectangle::new([(x, cy - 7), (x + GLYPH_W, cy + 7)], c.filled())).map_err(err)?;
+                }
+                Glyph::Point(c, m, filled) => {
+                    draw_marker(&top, m, mid, if filled { c.filled() } else { c.stroke_width(2) })?;
+                }
+            }
+            top.draw(&Text::new(label.to_string(), (x + GLYPH_W + 6, cy), text.clone())).map_err(err)?;
+        }
+    }
+    Ok(rest)
+}
+
+/// The canvas cleared, with `title` at the top and `entries` as a legend beneath it; returns
+/// the area left for the plot.
+pub fn frame(root: &Area, title: &str, entries: &[(String, Glyph)]) -> Result<Area, String> {
+    let body = root.titled(title, (FONT, TITLE_PX)).map_err(err)?;
+    if entries.is_empty() { Ok(body) } else { legend(&body, entries) }
+}
+
+/// A direction or probe name as shown to readers: `mass_mean` → `mass-mean`.
+pub fn kind_label(kind: &str) -> String {
+    kind.replace('_', "-")
+}
+
 /// An f64 axis whose ticks are exactly the given points (plotters' `with_key_points` loses the
 /// f64 label formatter).
 #[derive(Debug, Clone)]

@@ -1,7 +1,6 @@
 //! The compliance gap: misaligned rate under observed vs unobserved framings, over all prompts
 //! and per task family, as grouped bars.
 
-use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
@@ -11,8 +10,8 @@ use hawthorne_probe::Report;
 
 use super::common::{
     ticked,
-    anchored, err, file_stem, fmt3, full, index_label, message, percent, root, signed2, token_label, use_report_canvas, HPos,
-    ReportProps, VPos, AXIS_PX, BLUE, FONT, GREEN, INK, LABEL_PX, LIGHT_GREY, TITLE_PX, VERMILLION, WIDTH,
+    anchored, err, frame, Glyph, Marker, file_stem, fmt3, full, index_label, message, percent, root, signed2, token_label, use_report_canvas, HPos,
+    ReportProps, VPos, AXIS_PX, BLUE, FONT, GREEN, INK, LABEL_PX, VERMILLION, WIDTH,
 };
 use super::export::DownloadPng;
 
@@ -33,9 +32,18 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
     }
     let n = groups.len();
     let labels: Vec<String> = groups.iter().map(|(name, _)| token_label(name, 18)).collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&title, (FONT, TITLE_PX))
+    let mut entries = vec![
+        ("observed".to_string(), Glyph::Swatch(BLUE.to_rgba())),
+        ("unobserved".to_string(), Glyph::Swatch(VERMILLION.to_rgba())),
+    ];
+    let neutral = report.behaviour.rate_neutral.filter(|r| r.is_finite());
+    if let Some(r) = neutral {
+        entries.push((format!("neutral framings, all families ({})", percent(r)), Glyph::Dashed(GREEN, Marker::None)));
+    }
+    let body = frame(&root, &title, &entries)?;
+    let mut chart = ChartBuilder::on(&body)
         .margin(14)
+        .margin_top(6)
         .x_label_area_size(56)
         .y_label_area_size(72)
         .build_cartesian_2d(ticked(-0.5..n as f64 - 0.5, (0..n).map(|i| i as f64).collect()), 0f64..1.15f64)
@@ -79,34 +87,11 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
             )])
             .map_err(err)?;
     }
-    if let Some(r) = report.behaviour.rate_neutral.filter(|r| r.is_finite()) {
+    if let Some(r) = neutral {
         chart
             .draw_series(DashedLineSeries::new([(-0.5, r), (n as f64 - 0.5, r)], 8, 5, GREEN.stroke_width(2)))
-            .map_err(err)?
-            .label(format!("neutral framings ({})", percent(r)))
-            .legend(|(x, y)| DashedPathElement::new(vec![(x, y), (x + 20, y)], 6, 3, GREEN.stroke_width(2)));
+            .map_err(err)?;
     }
-    let none = || std::iter::empty::<PathElement<(f64, f64)>>();
-    chart
-        .draw_series(none())
-        .map_err(err)?
-        .label("observed")
-        .legend(|(x, y)| Rectangle::new([(x, y - 7), (x + 20, y + 7)], BLUE.filled()));
-    chart
-        .draw_series(none())
-        .map_err(err)?
-        .label("unobserved")
-        .legend(|(x, y)| Rectangle::new([(x, y - 7), (x + 20, y + 7)], VERMILLION.filled()));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(34)
-        .legend_area_size(28)
-        .background_style(WHITE.mix(0.9))
-        .border_style(LIGHT_GREY)
-        .label_font((FONT, LABEL_PX))
-        .draw()
-        .map_err(err)?;
     root.present().map_err(err)
 }
 

@@ -10,8 +10,8 @@ use hawthorne_probe::Report;
 
 use super::common::{
     ticked,
-    err, file_stem, finite_range, finite_runs, fmt3, full, hook_label, index_label, index_ticks, message, padded, root,
-    use_report_canvas, ReportProps, AXIS_PX, BLUE, FONT, GREY, INK, LABEL_PX, LIGHT_GREY, TITLE_PX, VERMILLION, WIDTH,
+    err, file_stem, frame, Glyph, Marker, finite_range, finite_runs, fmt3, full, hook_label, index_label, index_ticks, message, padded, root,
+    use_report_canvas, ReportProps, AXIS_PX, BLUE, FONT, GREY, INK, LABEL_PX, VERMILLION, WIDTH,
 };
 use super::export::DownloadPng;
 
@@ -30,8 +30,13 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
     let labels: Vec<String> = lens.iter().map(|l| hook_label(&l.hook)).collect();
     let ticks = index_ticks(n, 24);
     let x_range = -0.5f64..n as f64 - 0.5;
-    let root = root.titled(&title, (FONT, TITLE_PX)).map_err(err)?;
-    let (top, bottom) = root.split_vertically(HEIGHT as i32 * 46 / 100);
+    let entries = [
+        ("KL (top panel)".to_string(), Glyph::Line(INK, Marker::Circle)),
+        ("lens score, observed".to_string(), Glyph::Line(BLUE, Marker::Circle)),
+        ("lens score, unobserved".to_string(), Glyph::Line(VERMILLION, Marker::Triangle)),
+    ];
+    let body = frame(&root, &title, &entries)?;
+    let (top, bottom) = body.split_vertically(HEIGHT as i32 * 42 / 100);
 
     // Top: KL divergence.
     let kl_hi = kl_range.map_or(1.0, |(_, hi)| if hi > 0.0 { hi * 1.1 } else { 1.0 });
@@ -90,31 +95,6 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
         score.draw_series(LineSeries::new(run.clone(), VERMILLION.stroke_width(2))).map_err(err)?;
         score.draw_series(run.into_iter().map(|p| TriangleMarker::new(p, 6, VERMILLION.filled()))).map_err(err)?;
     }
-    let none = || std::iter::empty::<PathElement<(f64, f64)>>();
-    score
-        .draw_series(none())
-        .map_err(err)?
-        .label("observed")
-        .legend(|(x, y)| EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (20, 0)], BLUE.stroke_width(2)) + Circle::new((10, 0), 5, BLUE.filled()));
-    score
-        .draw_series(none())
-        .map_err(err)?
-        .label("unobserved")
-        .legend(|(x, y)| {
-            EmptyElement::at((x, y))
-                + PathElement::new(vec![(0, 0), (20, 0)], VERMILLION.stroke_width(2))
-                + TriangleMarker::new((10, 0), 6, VERMILLION.filled())
-        });
-    score
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .margin(12)
-        .legend_area_size(28)
-        .background_style(WHITE.mix(0.9))
-        .border_style(LIGHT_GREY)
-        .label_font((FONT, LABEL_PX))
-        .draw()
-        .map_err(err)?;
     root.present().map_err(err)
 }
 

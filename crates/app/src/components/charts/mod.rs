@@ -13,7 +13,6 @@ mod pca_scatter;
 mod probe_chart;
 mod steering_chart;
 
-pub use common::ReportProps;
 pub use gap_chart::GapChart;
 pub use lens_chart::LensChart;
 pub use patching_heatmap::PatchingHeatmap;

@@ -12,8 +12,8 @@ use hawthorne_probe::Report;
 
 use super::common::{
     ticked,
-    anchored, err, file_stem, fmt3, full, hook_label, message, root, token_label, use_report_canvas, Area, HPos, ReportProps,
-    VPos, AXIS_PX, BLUE, FONT, GREY, INK, LABEL_PX, LIGHT_GREY, ORANGE, SKY, TITLE_PX, VERMILLION, WIDTH,
+    anchored, err, frame, file_stem, fmt3, full, hook_label, message, root, token_label, use_report_canvas, Area, HPos, ReportProps,
+    VPos, AXIS_PX, BLUE, FONT, GREY, INK, LABEL_PX, LIGHT_GREY, ORANGE, SKY, VERMILLION, WIDTH,
 };
 use super::export::DownloadPng;
 
@@ -135,7 +135,7 @@ fn heatmap(
 fn colour_bar(area: &Area) -> Result<(), String> {
     let mut chart = ChartBuilder::on(area)
         .margin_top(8)
-        .margin_left(8)
+        .margin_left(24)
         .margin_right(4)
         .x_label_area_size(TOKENS_H)
         .right_y_label_area_size(56)
@@ -159,8 +159,11 @@ fn colour_bar(area: &Area) -> Result<(), String> {
         .map_err(err)?;
     chart.draw_series([Rectangle::new([(0.0, -1.0), (1.0, 1.0)], LIGHT_GREY.stroke_width(1))]).map_err(err)?;
     // Legend for missing cells and the quantity, under the bar.
+    // Chart coordinates are the backend's; the area draws relative to its own corner.
+    let (bx, by) = area.get_base_pixel();
     let (x0, y0) = chart.backend_coord(&(0.0, -1.0));
     let (x1, _) = chart.backend_coord(&(1.0, -1.0));
+    let (x0, y0, x1) = (x0 - bx, y0 - by, x1 - bx);
     let swatch = [(x0, y0 + 14), (x1, y0 + 30)];
     area.draw(&Rectangle::new(swatch, RGBColor(228, 228, 228).filled())).map_err(err)?;
     area.draw(&PathElement::new(vec![(x0, y0 + 30), (x1, y0 + 14)], GREY.stroke_width(1))).map_err(err)?;
@@ -181,7 +184,7 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
         return message(&root, &title, "The patching sweep is empty.");
     }
     let lay = layout(p);
-    let titled = root.titled(&title, (FONT, TITLE_PX)).map_err(err)?;
+    let titled = frame(&root, &title, &[])?;
     let (left, right) = titled.split_horizontally(WIDTH - COLOUR_BAR_W);
     let (main, control) = left.split_vertically(lay.main_h);
     let centres = heatmap(&main, p, &p.fraction_closed, lay.row, TOKENS_H, None)?;

@@ -9,8 +9,8 @@ use hawthorne_probe::report::{Pca, PromptRecord};
 use hawthorne_probe::Report;
 
 use super::common::{
-    err, file_stem, finite_range, fmt3, full, message, padded, root, use_report_canvas, ReportProps, AXIS_PX, BLUE, FONT, GREEN,
-    GREY, INK, LABEL_PX, LIGHT_GREY, TITLE_PX, VERMILLION, WIDTH,
+    err, file_stem, frame, Glyph, Marker, finite_range, fmt3, full, message, padded, root, use_report_canvas, ReportProps, AXIS_PX, BLUE, FONT, GREEN,
+    GREY, INK, LABEL_PX, VERMILLION, WIDTH,
 };
 use super::export::DownloadPng;
 
@@ -73,9 +73,21 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
         return message(&root, &title, "No finite coordinates to plot.");
     };
     let ((x0, x1), (y0, y1)) = (padded(xr, 0.06), padded(yr, 0.1));
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&title, (FONT, TITLE_PX))
+    let mut entries = vec![];
+    for (name, col) in [("observed", BLUE), ("unobserved", VERMILLION), ("neutral", GREEN)] {
+        if report.prompts.iter().any(|p| p.condition == name) {
+            entries.push((name.to_string(), Glyph::Point(col, Marker::Circle, true)));
+        }
+    }
+    for (name, split, m) in [("train", "train", Marker::Circle), ("test (held out)", "test", Marker::Triangle), ("no split", "none", Marker::Square)] {
+        if report.prompts.iter().any(|p| shape(&p.split) == shape(split)) {
+            entries.push((name.to_string(), Glyph::Point(INK, m, false)));
+        }
+    }
+    let body = frame(&root, &title, &entries)?;
+    let mut chart = ChartBuilder::on(&body)
         .margin(14)
+        .margin_top(6)
         .x_label_area_size(56)
         .y_label_area_size(84)
         .build_cartesian_2d(x0..x1, y0..y1)
@@ -101,35 +113,6 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
             }))
             .map_err(err)?;
     }
-    let none = || std::iter::empty::<PathElement<(f64, f64)>>();
-    for (name, col) in [("observed", BLUE), ("unobserved", VERMILLION), ("neutral", GREEN)] {
-        if report.prompts.iter().any(|p| p.condition == name) {
-            chart
-                .draw_series(none())
-                .map_err(err)?
-                .label(name)
-                .legend(move |(x, y)| EmptyElement::at((x + 8, y)) + marker(Shape::Circle, col.filled()));
-        }
-    }
-    for (name, split, sh) in [("train split", "train", Shape::Circle), ("test split (held out)", "test", Shape::Triangle), ("no split", "none", Shape::Square)] {
-        if report.prompts.iter().any(|p| shape(&p.split) == shape(split)) {
-            chart
-                .draw_series(none())
-                .map_err(err)?
-                .label(name)
-                .legend(move |(x, y)| EmptyElement::at((x + 8, y)) + marker(sh, INK.stroke_width(2)));
-        }
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(12)
-        .legend_area_size(26)
-        .background_style(WHITE.mix(0.9))
-        .border_style(LIGHT_GREY)
-        .label_font((FONT, LABEL_PX))
-        .draw()
-        .map_err(err)?;
     root.present().map_err(err)
 }
 

@@ -2,7 +2,6 @@
 //! random-direction baseline (a band from the mean to the best direction) and the
 //! shuffled-label baseline (a dashed grey line).
 
-use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
@@ -11,8 +10,8 @@ use hawthorne_probe::Report;
 
 use super::common::{
     ticked,
-    anchored, err, file_stem, finite_range, finite_runs, fmt3, full, hook_label, index_label, index_ticks, message, root,
-    use_report_canvas, HPos, ReportProps, VPos, AXIS_PX, BLUE, FONT, GREY, LABEL_PX, LIGHT_GREY, TITLE_PX, VERMILLION,
+    anchored, err, frame, kind_label, Glyph, Marker, file_stem, finite_range, finite_runs, fmt3, full, hook_label, index_label, index_ticks, message, root,
+    use_report_canvas, HPos, ReportProps, VPos, AXIS_PX, BLUE, FONT, GREY, LABEL_PX, LIGHT_GREY, VERMILLION,
 };
 use super::export::DownloadPng;
 
@@ -37,9 +36,17 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
     let n = probes.len();
     let labels: Vec<String> = probes.iter().map(|h| hook_label(&h.hook)).collect();
     let x = |i: usize| i as f64;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&title, (FONT, TITLE_PX))
+    let n_random = probes.iter().find_map(|h| h.random_directions.as_ref()).map_or(0, |r| r.n);
+    let entries = [
+        ("logistic".to_string(), Glyph::Line(BLUE, Marker::Circle)),
+        ("mass-mean".to_string(), Glyph::Line(VERMILLION, Marker::Triangle)),
+        (format!("random directions: mean to best of {n_random}"), Glyph::Swatch(GREY.mix(0.22))),
+        ("shuffled labels".to_string(), Glyph::Dashed(GREY, Marker::None)),
+    ];
+    let body = frame(&root, &title, &entries)?;
+    let mut chart = ChartBuilder::on(&body)
         .margin(14)
+        .margin_top(6)
         .x_label_area_size(56)
         .y_label_area_size(64)
         .build_cartesian_2d(ticked(-0.5..n as f64 - 0.5, index_ticks(n, 24)), 0f64..1f64)
@@ -114,43 +121,6 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
         chart.draw_series(run.into_iter().map(|p| TriangleMarker::new(p, 6, VERMILLION.filled()))).map_err(err)?;
     }
 
-    // Legend entries (empty series carrying only a label).
-    let n_random = probes.iter().find_map(|h| h.random_directions.as_ref()).map_or(0, |r| r.n);
-    let none = || std::iter::empty::<PathElement<(f64, f64)>>();
-    chart
-        .draw_series(none())
-        .map_err(err)?
-        .label("logistic")
-        .legend(|(x, y)| EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (20, 0)], BLUE.stroke_width(2)) + Circle::new((10, 0), 5, BLUE.filled()));
-    chart
-        .draw_series(none())
-        .map_err(err)?
-        .label("mass-mean")
-        .legend(|(x, y)| {
-            EmptyElement::at((x, y))
-                + PathElement::new(vec![(0, 0), (20, 0)], VERMILLION.stroke_width(2))
-                + TriangleMarker::new((10, 0), 6, VERMILLION.filled())
-        });
-    chart
-        .draw_series(none())
-        .map_err(err)?
-        .label(format!("random directions: mean to best of {n_random}"))
-        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], band_style));
-    chart
-        .draw_series(none())
-        .map_err(err)?
-        .label("shuffled labels")
-        .legend(|(x, y)| DashedPathElement::new(vec![(x, y), (x + 20, y)], 6, 3, GREY.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .margin(12)
-        .legend_area_size(28)
-        .background_style(WHITE.mix(0.9))
-        .border_style(LIGHT_GREY)
-        .label_font((FONT, LABEL_PX))
-        .draw()
-        .map_err(err)?;
     root.present().map_err(err)
 }
 
@@ -195,7 +165,7 @@ pub fn ProbeChart(props: &ReportProps) -> Html {
             {heading}
             <p class="muted">{format!(
                 "A probe reads the cue only where its AUROC on held-out {} rises clearly above the grey band of {} random directions and the dashed shuffled-label line; 0.5 is chance.",
-                if report.split.is_empty() { "prompts".to_string() } else { format!("prompts (split: {})", report.split) },
+                if report.split.is_empty() { "prompts".to_string() } else { format!("prompts (split {})", kind_label(&report.split)) },
                 n_random,
             )}</p>
             <canvas ref={canvas.clone()} width={super::common::WIDTH.to_string()} height={HEIGHT.to_string()}

@@ -2,7 +2,6 @@
 //! residual norm) is added at one hook, against a random direction of the same norm, with the
 //! misaligned rate under unobserved framings as a second series.
 
-use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
@@ -12,8 +11,8 @@ use hawthorne_probe::Report;
 
 use super::common::{
     ticked,
-    err, file_stem, finite_range, finite_runs, fmt3, full, message, padded, root, signed2, use_report_canvas, ReportProps,
-    AXIS_PX, BLUE, FONT, GREY, LABEL_PX, LIGHT_GREY, TITLE_PX, VERMILLION, WIDTH,
+    err, file_stem, frame, kind_label, Glyph, Marker, finite_range, finite_runs, fmt3, full, message, padded, root, signed2, use_report_canvas, ReportProps,
+    AXIS_PX, BLUE, FONT, GREY, LABEL_PX, VERMILLION, WIDTH,
 };
 use super::export::DownloadPng;
 
@@ -32,16 +31,22 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
     let Some(st) = &report.steering else {
         return message(&root, "Steering", "This run did no steering sweep.");
     };
-    let title = format!("Steering along the {} direction at {} — {}", st.direction, st.hook, report.provenance.model_id);
+    let title = format!("Steering along the {} direction at {} — {}", kind_label(&st.direction), st.hook, report.provenance.model_id);
     let ys = st.gap.iter().chain(&st.random_gap).chain(&st.rate_unobserved).copied();
     let (Some(xr), Some(yr)) = (finite_range(st.alphas.iter().copied()), finite_range(ys)) else {
         return message(&root, &title, "No finite values to plot.");
     };
     let (x0, x1) = padded(xr, 0.05);
     let (y0, y1) = padded((yr.0.min(0.0), yr.1.max(1.0)), 0.04);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&title, (FONT, TITLE_PX))
+    let entries = [
+        (format!("compliance gap, {} direction", kind_label(&st.direction)), Glyph::Line(BLUE, Marker::Circle)),
+        ("compliance gap, random direction".to_string(), Glyph::Dashed(GREY, Marker::Cross)),
+        ("misaligned | unobserved".to_string(), Glyph::Line(VERMILLION, Marker::Triangle)),
+    ];
+    let body = frame(&root, &title, &entries)?;
+    let mut chart = ChartBuilder::on(&body)
         .margin(14)
+        .margin_top(6)
         .x_label_area_size(56)
         .y_label_area_size(72)
         .build_cartesian_2d(ticked(x0..x1, st.alphas.iter().copied().filter(|a| a.is_finite()).collect()), y0..y1)
@@ -76,40 +81,6 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
         chart.draw_series(LineSeries::new(run.clone(), BLUE.stroke_width(3))).map_err(err)?;
         chart.draw_series(run.into_iter().map(|p| Circle::new(p, 5, BLUE.filled()))).map_err(err)?;
     }
-    let none = || std::iter::empty::<PathElement<(f64, f64)>>();
-    chart
-        .draw_series(none())
-        .map_err(err)?
-        .label(format!("compliance gap, {} direction", st.direction))
-        .legend(|(x, y)| EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (20, 0)], BLUE.stroke_width(3)) + Circle::new((10, 0), 5, BLUE.filled()));
-    chart
-        .draw_series(none())
-        .map_err(err)?
-        .label("compliance gap, random direction")
-        .legend(|(x, y)| {
-            EmptyElement::at((x, y))
-                + DashedPathElement::new(vec![(0, 0), (20, 0)], 6, 3, GREY.stroke_width(2))
-                + Cross::new((10, 0), 5, GREY.stroke_width(2))
-        });
-    chart
-        .draw_series(none())
-        .map_err(err)?
-        .label("misaligned | unobserved")
-        .legend(|(x, y)| {
-            EmptyElement::at((x, y))
-                + PathElement::new(vec![(0, 0), (20, 0)], VERMILLION.stroke_width(2))
-                + TriangleMarker::new((10, 0), 6, VERMILLION.filled())
-        });
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .margin(12)
-        .legend_area_size(28)
-        .background_style(WHITE.mix(0.9))
-        .border_style(LIGHT_GREY)
-        .label_font((FONT, LABEL_PX))
-        .draw()
-        .map_err(err)?;
     root.present().map_err(err)
 }
 
@@ -142,8 +113,8 @@ pub fn SteeringChart(props: &ReportProps) -> Html {
         <section class="panel wide" aria-labelledby="steering-chart-heading" data-testid="steering-section">
             {heading}
             <p class="muted">{format!(
-                "If the {} direction at {} is causal, the blue gap shrinks towards 0 as α pushes towards observed, while the grey random direction of the same norm leaves it flat ({} prompts per condition).",
-                st.direction, st.hook, st.n_prompts,
+                "If the {} direction at {} is causal, the blue gap shrinks towards 0 as α pushes towards observed (α < 0), while the grey random direction of the same norm leaves it flat ({} prompts per condition).",
+                kind_label(&st.direction), st.hook, st.n_prompts,
             )}</p>
             <canvas ref={canvas.clone()} width={WIDTH.to_string()} height={HEIGHT.to_string()}
                 role="img" data-testid="steering-chart" aria-label={aria_label(st)} />
@@ -152,7 +123,7 @@ pub fn SteeringChart(props: &ReportProps) -> Html {
             <details>
                 <summary>{"Numbers"}</summary>
                 <p data-testid="steering-summary" data-hook={st.hook.clone()} data-direction={st.direction.clone()} data-norm={full(st.norm)}>
-                    {format!("Steering {} at {}; α = 1 adds ‖resid‖ ≈ {}.", st.direction, st.hook, fmt3(st.norm))}
+                    {format!("Steering {} at {}; α = 1 adds ‖resid‖ ≈ {}.", kind_label(&st.direction), st.hook, fmt3(st.norm))}
                 </p>
                 <table data-testid="steering-table">
                     <thead><tr>
