@@ -139,12 +139,19 @@ fn test(root: &Path) -> Result<()> {
         .env("CHROMEDRIVER", setup::CHROMEDRIVER)
         .env("WASM_BINDGEN_TEST_TIMEOUT", "120"))?;
     build_web(root)?;
+    // The native CLI's report for the default spec: the browser must reproduce its numbers.
+    let cli_report = root.join("target/e2e-cli-report");
+    run(cargo()
+        .args(["run", "--release", "-p", "hawthorne-cli", "--", "run", "examples/organism-deceptive.json", "--quiet", "--out"])
+        .arg(&cli_report)
+        .env("RAYON_NUM_THREADS", "1"))?;
     let server = serve::spawn(root, 0)?;
     let base = format!("http://127.0.0.1:{}", server.port);
     run(Command::new("node")
         .args(["--test", "--test-concurrency=1"])
         .current_dir(root.join("tests/e2e"))
         .env("HAWTHORNE_URL", &base)
+        .env("HAWTHORNE_CLI_REPORT", cli_report.join("report.json"))
         .env("CHROMIUM", setup::CHROMIUM))?;
     Ok(())
 }

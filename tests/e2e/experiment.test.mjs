@@ -1,0 +1,129 @@
+// End to end on the default organism: run the experiment in the worker, compare every probe
+// number with the native CLI's report for the same spec, steer, share the link, open a bad
+// link and a lesson link. The UI thread must never be blocked for more than 50 ms during a run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { launch, watchErrors, BASE, screenshot } from './browser.mjs';
+
+const CLI_REPORT = process.env.HAWTHORNE_CLI_REPORT;
+
+/** The probe table's numbers: { hook: [logistic, mass-mean, random best, shuffled] }. */
+async function probeNumbers(page) {
+  return page.$$eval('[data-testid=probe-table] [data-hook]', (rows) =>
+    Object.fromEntries(rows.map((r) => [r.dataset.hook, [
+      Number(r.dataset.logisticAuroc), Number(r.dataset.massMeanAuroc),
+      Number(r.dataset.randomBest), Number(r.dataset.shuffledAuroc)]])));
+}
+
+async function runAndWait(page) {
+  await page.waitForSelector('[data-testid=model-ready]', { timeout: 120_000 });
+  await page.evaluate(() => {
+    window.__longTasks = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.__longTasks.push(e.duration);
+    }).observe({ type: 'longtask' });
+  });
+  await page.click('[data-testid=run]');
+  await page.waitForSelector('[data-testid=run-done], [data-testid=run-error]', { timeout: 300_000 });
+  const err = await page.$('[data-testid=run-error]');
+  assert.equal(err, null, err ? await err.textContent() : '');
+  return page.evaluate(() => window.__longTasks);
+}
+
+test('the default organism experiment runs in the worker and matches the CLI', { timeout: 600_000 }, async () => {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const errors = watchErrors(page);
+    await page.goto(BASE + '/');
+    const longTasks = await runAndWait(page);
+    assert.ok(longTasks.every((d) => d <= 50), `UI thread blocked during the run: ${JSON.stringify(longTasks)}`);
+    await page.waitForSelector('[data-testid=probe-chart]');
+    const got = await probeNumbers(page);
+    assert.ok(Object.keys(got).length > 2, 'a probe per hook');
+
+    // Every number equals the native CLI's report for the same spec.
+    assert.ok(CLI_REPORT, 'HAWTHORNE_CLI_REPORT points at the CLI report of examples/organism-deceptive.json');
+    const cli = JSON.parse(readFileSync(CLI_REPORT, 'utf8'));
+    const specHash = await page.getAttribute('[data-testid=run-done]', 'data-spec-hash');
+    assert.equal(specHash, cli.provenance.spec_hash, 'same spec');
+    for (const h of cli.probes) {
+      const want = [h.logistic.auroc, h.mass_mean.auroc, h.random_directions.best_auroc, h.shuffled_labels.auroc];
+      const have = got[h.hook];
+      assert.ok(have, `page has ${h.hook}`);
+      want.forEach((w, i) => assert.ok(Math.abs(w - have[i]) <= 1e-9, `${h.hook}[${i}]: page ${have[i]} vs CLI ${w}`));
+    }
+    const gap = await page.getAttribute('[data-testid=gap-table] tr[data-group=all]', 'data-compliance-gap');
+    assert.ok(Math.abs(Number(gap) - cli.behaviour.all.compliance_gap) <= 1e-9, `gap ${gap} vs CLI ${cli.behaviour.all.compliance_gap}`);
+    await screenshot(page, 'organism-report.png');
+
+    // Steer: a negative α at the steering layer, resend, the unobserved reply is regenerated.
+    await page.fill('[data-testid=request]', cli.spec.scenario.tasks[0].text);
+    await page.click('[data-testid=send]');
+    await page.waitForSelector('[data-testid=reply-unobserved][data-done=true]', { timeout: 120_000 });
+    const before = await page.textContent('[data-testid=reply-unobserved]');
+    await page.locator('[data-testid=steer-alpha]').fill('-1');
+    await page.click('[data-testid=steer-send]');
+    await page.waitForFunction(() => document.querySelector('#chat-heading') &&
+      [...document.querySelectorAll('h3')].some((h) => h.textContent.includes('steered')), null, { timeout: 60_000 });
+    await page.waitForSelector('[data-testid=reply-unobserved][data-done=true]', { timeout: 120_000 });
+    const after = await page.textContent('[data-testid=reply-unobserved]');
+    console.log(`unobserved reply before steering: ${JSON.stringify(before)}\nafter α = -1: ${JSON.stringify(after)}`);
+    await screenshot(page, 'organism-steered.png');
+
+    // The share link reproduces the numbers in a fresh page.
+    const link = await page.inputValue('[data-testid=share-link]');
+    assert.match(link, /#spec=/);
+    const page2 = await ctx.newPage();
+    const errors2 = watchErrors(page2);
+    await page2.goto(link);
+    await page2.waitForSelector('[data-testid=run-done]', { timeout: 300_000 });
+    await page2.waitForSelector('[data-testid=probe-chart]');
+    assert.deepEqual(await probeNumbers(page2), got, 'same numbers from the link');
+    assert.deepEqual(errors, []);
+    assert.deepEqual(errors2, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('a malformed link shows a readable message, keeps its text, and the default still runs', { timeout: 300_000 }, async () => {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const errors = watchErrors(page);
+    const bad = 'AAAA-this-is-not-a-spec';
+    await page.goto(BASE + '/#spec=' + bad);
+    await page.waitForSelector('[data-testid=link-error]');
+    assert.match(await page.textContent('[data-testid=link-error]'), /could not be opened/);
+    assert.equal(await page.inputValue('#bad-link'), bad, 'the link text is kept');
+    assert.match(await page.textContent('[data-testid=spec-summary]'), /organism-deceptive/);
+    // A truncated real link and a newer-version link are refused the same way.
+    const good = new URL(await page.inputValue('[data-testid=share-link]')).hash.replace('#spec=', '');
+    await page.goto(BASE + '/?t=1#spec=' + good.slice(0, good.length / 2));
+    await page.waitForSelector('[data-testid=link-error]');
+    await screenshot(page, 'bad-link.png');
+    await runAndWait(page);
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('a lesson link opens its explanation and runs its experiment', { timeout: 300_000 }, async () => {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    await page.goto(BASE + '/');
+    const href = await page.getAttribute('[data-testid=lesson-link-4]', 'href');
+    await page.goto(BASE + '/' + href);
+    await page.waitForSelector('[data-testid=lesson][data-lesson="4"]');
+    assert.match(await page.textContent('[data-testid=lesson]'), /knowing is not doing/);
+    await page.waitForSelector('[data-testid=run-done]', { timeout: 300_000 });
+    assert.match(await page.textContent('[data-testid=spec-summary]'), /organism-control/);
+    await screenshot(page, 'lesson-4.png');
+  } finally {
+    await ctx.close();
+  }
+});
