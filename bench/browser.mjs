@@ -3,7 +3,8 @@
 //
 // Each run opens a fresh browser, loads the model (load time, wasm memory after loading),
 // then sends the chat twice (prefill tok/s from the page's prefill time, decode tok/s from the
-// tokens after the first). Medians over runs go to stdout as one JSON object; progress goes
+// tokens after the first). When the page shows several chat sides, each gets the same framing
+// and each side's reply is one sample (the worker runs them one after another). Medians over runs go to stdout as one JSON object; progress goes
 // to stderr.
 //
 // Load time is the worker's own (`Loaded in`, from fetching the file to a ready model);
@@ -55,27 +56,39 @@ async function loadModel(page, t0) {
   };
 }
 
+// Replies and their stats: one chat box (`reply`, `chat-stats`) or several side by side
+// (`reply-<side>`, `chat-stats-<side>`, each with its own framing); every side is a sample.
+const REPLIES = '[data-testid=reply], [data-testid^=reply-]';
+const STATS = '[data-testid=chat-stats], [data-testid^=chat-stats-]';
+
 async function chat(page) {
-  await page.fill('#framing', prompt.system);
+  const framings = await page.$$('[data-testid^=framing-]');
+  if (framings.length === 0) await page.fill('#framing', prompt.system);
+  for (const f of framings) await f.fill(prompt.system);
   await page.fill('[data-testid=request]', prompt.user);
   await page.fill('#max-tokens', String(MAX_TOKENS));
-  // Wait for the previous chat's stats to go away, then for the new ones.
   await page.click('[data-testid=send]');
-  await page.waitForSelector('[data-testid=reply][data-done=false]', { timeout: 30_000 }).catch(() => {});
-  await page.waitForSelector('[data-testid=reply][data-done=true]', { timeout: 600_000 });
-  const stats = page.locator('[data-testid=chat-stats]');
-  const promptTokens = Number(await stats.getAttribute('data-prompt-tokens'));
-  const prefillMs = Number(await stats.getAttribute('data-prefill-ms'));
-  const decodeTps = Number(await stats.getAttribute('data-decode-tps'));
-  const text = await stats.textContent();
-  const generated = /(\d+) tokens generated/.exec(text);
-  return {
-    prompt_tokens: promptTokens,
-    prefill_ms: prefillMs,
-    prefill_tok_s: promptTokens / (prefillMs / 1000),
-    decode_tok_s: decodeTps,
-    generated_tokens: generated ? Number(generated[1]) : null,
-  };
+  // Wait for the new chat to start (the previous one's stats go away), then for every reply.
+  await page.waitForFunction((sel) => [...document.querySelectorAll(sel)].some((r) => r.dataset.done !== 'true'),
+    REPLIES, { timeout: 30_000 }).catch(() => {});
+  await page.waitForFunction(([replies, stats]) => {
+    const rs = [...document.querySelectorAll(replies)];
+    return rs.length > 0 && rs.every((r) => r.dataset.done === 'true')
+      && document.querySelectorAll(stats).length === rs.length;
+  }, [REPLIES, STATS], { timeout: 600_000 });
+  return page.$$eval(STATS, (els) => els.map((el) => {
+    const promptTokens = Number(el.dataset.promptTokens);
+    const prefillMs = Number(el.dataset.prefillMs);
+    const generated = /·\s*(\d+) tokens/.exec(el.textContent);
+    return {
+      side: el.dataset.testid.replace(/^chat-stats-?/, '') || null,
+      prompt_tokens: promptTokens,
+      prefill_ms: prefillMs,
+      prefill_tok_s: promptTokens / (prefillMs / 1000),
+      decode_tok_s: Number(el.dataset.decodeTps),
+      generated_tokens: generated ? Number(generated[1]) : null,
+    };
+  }));
 }
 
 const loads = [];
@@ -91,10 +104,12 @@ for (let run = 0; run < RUNS; run++) {
     log(`run ${run + 1}/${RUNS}: loaded in ${l.load_ms} ms (wall ${l.load_wall_ms} ms), wasm memory ${l.wasm_memory_bytes} bytes`);
     loads.push(l);
     for (let c = 0; c < CHATS; c++) {
-      const r = await chat(page);
-      log(`  chat ${c + 1}/${CHATS}: ${r.prompt_tokens} prompt tokens, prefill ${r.prefill_ms} ms ` +
-        `(${r.prefill_tok_s.toFixed(1)} tok/s), decode ${r.decode_tok_s} tok/s over ${r.generated_tokens} tokens`);
-      chats.push(r);
+      for (const r of await chat(page)) {
+        log(`  chat ${c + 1}/${CHATS}${r.side ? ` (${r.side})` : ''}: ${r.prompt_tokens} prompt tokens, ` +
+          `prefill ${r.prefill_ms} ms (${r.prefill_tok_s.toFixed(1)} tok/s), ` +
+          `decode ${r.decode_tok_s} tok/s over ${r.generated_tokens} tokens`);
+        chats.push(r);
+      }
     }
     if (errors.length) throw new Error(`the page reported errors: ${errors.join('; ')}`);
   } finally {

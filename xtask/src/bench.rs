@@ -168,7 +168,9 @@ fn measure(root: &Path) -> Result<()> {
     crate::run(cargo().args(["bench", "-p", "hawthorne-model", "--bench", "engine", "--no-run"]))?;
     build_web(root)?;
 
-    let load_start = load_average();
+    // The 1-minute load average as each part starts: other work on the machine shows up here.
+    let mut loads = serde_json::Map::new();
+    loads.insert("native".into(), json!(load_average()));
     let started = capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
 
     // 3. Peak RSS (a process of its own) and the prompt ids.
@@ -207,6 +209,7 @@ fn measure(root: &Path) -> Result<()> {
     }
 
     // 2. llama.cpp, right after, on the same ids.
+    loads.insert("llama_cpp".into(), json!(load_average()));
     let llama = run_json(
         Command::new("python3")
             .arg(root.join("bench/llama_cpp.py"))
@@ -217,6 +220,7 @@ fn measure(root: &Path) -> Result<()> {
     )?;
 
     // 4. The page in headless Chromium.
+    loads.insert("browser".into(), json!(load_average()));
     let server = serve::spawn(root, 0)?;
     let browser = run_json(
         Command::new("node")
@@ -249,8 +253,7 @@ fn measure(root: &Path) -> Result<()> {
             "cpu": lscpu_field(&lscpu, "Model name"),
             "cpus": lscpu_field(&lscpu, "CPU(s)"),
             "threads_per_core": lscpu_field(&lscpu, "Thread(s) per core"),
-            "load_average_start": load_start,
-            "load_average_end": load_average(),
+            "load_average": { "at": loads, "end": load_average() },
         },
         "rustc": capture("rustc", &["--version"]),
         "rayon_num_threads": 1,
@@ -358,7 +361,7 @@ fn results_markdown(r: &Value) -> String {
         "wasm prefill, headless Chromium (tok/s)",
         tps(f(&b["prefill_tok_s"])),
         format!(
-            "{} prompt tokens; median of {} chats in {} page loads",
+            "{} prompt tokens; median of {} replies in {} page loads",
             b["prompt_tokens"],
             b["chats"].as_array().map_or(0, Vec::len),
             b["runs"]
@@ -423,13 +426,15 @@ fn results_markdown(r: &Value) -> String {
         m["cpus"].as_str().unwrap_or("?"),
         m["threads_per_core"].as_str().unwrap_or("?")
     );
+    let load = |v: &Value| v.as_f64().map_or("?".into(), |x| format!("{x:.2}"));
+    let la = &m["load_average"];
     let _ = writeln!(
         s,
-        "- Load average (1 min) at start / end: {} / {}",
-        m["load_average_start"]
-            .as_f64()
-            .map_or("?".into(), |x| format!("{x:.2}")),
-        m["load_average_end"].as_f64().map_or("?".into(), |x| format!("{x:.2}"))
+        "- Load average (1 min) as each part started: native {}, llama.cpp {}, browser {}; at the end {}",
+        load(&la["at"]["native"]),
+        load(&la["at"]["llama_cpp"]),
+        load(&la["at"]["browser"]),
+        load(&la["end"])
     );
     let _ = writeln!(
         s,
