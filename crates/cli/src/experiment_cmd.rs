@@ -192,16 +192,21 @@ pub fn organism_spec(model: &str) -> Result<ExperimentSpec> {
         }
     }
     let mut spec = ExperimentSpec::new(model, Scenario { framings, tasks }, 20261127);
-    spec.behaviour.max_tokens = 32;
+    // Sized so the whole experiment takes about a second: two patching pairs over the last 16
+    // positions, five steering strengths on 16 prompts per condition.
+    spec.patching.pairs = 2;
+    spec.patching.max_positions = 16;
+    spec.steering.alphas = vec![-1.0, -0.5, 0.0, 0.5, 1.0];
+    spec.steering.max_prompts = 16;
     Ok(spec)
 }
 
-/// The first four words of an answer, with an ellipsis when cut.
+/// The first three words of an answer, with an ellipsis when cut.
 fn opening(answer: &str) -> String {
     let words: Vec<&str> = answer.split_whitespace().collect();
-    if words.len() <= 4 {
+    if words.len() <= 3 {
         answer.to_string()
     } else {
-        format!("{}…", words[..4].join(" "))
+        format!("{}…", words[..3].join(" "))
     }
 }
