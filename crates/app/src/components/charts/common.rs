@@ -73,9 +73,15 @@ pub fn use_report_canvas(report: &Rc<Report>, draw: DrawFn) -> (NodeRef, Option<
     {
         let (canvas, error) = (canvas.clone(), error.clone());
         use_effect_with(SameReport(report.clone()), move |report| {
-            if let Some(c) = canvas.cast::<HtmlCanvasElement>() {
-                error.set(draw(c, &report.0).err());
-            }
+            // Each chart draws in its own task, after the page has rendered, so a new report
+            // never blocks the UI thread for the sum of all the charts.
+            let report = report.0.clone();
+            let timeout = gloo::timers::callback::Timeout::new(0, move || {
+                if let Some(c) = canvas.cast::<HtmlCanvasElement>() {
+                    error.set(draw(c, &report).err());
+                }
+            });
+            move || drop(timeout)
         });
     }
     (canvas, (*error).clone())
