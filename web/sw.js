@@ -1,6 +1,7 @@
 // Service worker: after the first visit the page, the engine and the model files work offline.
 // App files are served from the cache and refreshed in the background (stale-while-revalidate);
-// model files are cached on first download and then served from the cache.
+// model files are cached on first download and then served from the cache. Everything lives in
+// one cache per build, so a new build (which may ship retrained organisms) starts afresh.
 const VERSION = '__BUILD__';
 const CACHE = `hawthorne-${VERSION}`;
 const SHELL = ['./', 'index.html', 'web/style.css', 'web/boot.js', 'web/favicon.svg',
@@ -13,8 +14,7 @@ self.addEventListener('install', (event) => {
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
     for (const key of await caches.keys()) {
-      // Old app versions go; cached models are kept across versions.
-      if (key !== CACHE && key !== 'hawthorne-models') await caches.delete(key);
+      if (key !== CACHE) await caches.delete(key);
     }
     await self.clients.claim();
   })());
@@ -26,7 +26,7 @@ self.addEventListener('fetch', (event) => {
   if (req.method !== 'GET' || url.origin !== self.location.origin) return;
   const isModel = url.pathname.includes('/models/');
   event.respondWith((async () => {
-    const cache = await caches.open(isModel ? 'hawthorne-models' : CACHE);
+    const cache = await caches.open(CACHE);
     const key = url.pathname === '/' ? req : url.pathname; // ignore the #fragment and ?query
     const cached = await cache.match(key);
     const network = fetch(req).then((resp) => {
