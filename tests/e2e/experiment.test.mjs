@@ -56,6 +56,11 @@ test('the default organism experiment runs in the worker and matches the CLI', {
     }
     const gap = await page.getAttribute('[data-testid=gap-table] tr[data-group=all]', 'data-compliance-gap');
     assert.ok(Math.abs(Number(gap) - cli.behaviour.all.compliance_gap) <= 1e-9, `gap ${gap} vs CLI ${cli.behaviour.all.compliance_gap}`);
+    // Per-token probe scores for a chosen prompt.
+    await page.click('[data-testid=score-tokens]');
+    await page.waitForSelector('[data-testid=token-scores] .tok');
+    const scores = await page.$$eval('[data-testid=token-scores] .tok', (s) => s.map((e) => Number(e.dataset.score)));
+    assert.ok(scores.length > 10 && scores.every(Number.isFinite), `token scores ${scores}`);
     await screenshot(page, 'organism-report.png');
 
     // Steer: a negative α at the steering layer, resend, the unobserved reply is regenerated.

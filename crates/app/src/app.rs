@@ -11,6 +11,7 @@ use crate::components::experiment::ExperimentPanel;
 use crate::components::charts::{GapChart, LensChart, PatchingHeatmap, PcaScatter, ProbeChart, SteeringChart};
 use crate::components::lesson::LessonPanel;
 use crate::components::steer::SteerPanel;
+use crate::components::token_heatmap::TokenHeatmap;
 use crate::components::model_picker::ModelPicker;
 use crate::components::norm_chart::NormChart;
 use crate::state::{model_for_id, Action, AppContext, AppState};
@@ -104,6 +105,15 @@ fn Workbench() -> Html {
             state.dispatch(Action::SetSpec(Box::new(spec)));
             // The pending-run effect starts it (the model is already loaded).
             state.dispatch(Action::RunPending(true));
+        })
+    };
+
+    let onscore = {
+        let (bridge, state) = (bridge.clone(), state.clone());
+        Callback::from(move |(system, user, layer): (String, String, usize)| {
+            let id = state.token_view.next_id;
+            state.dispatch(Action::TokenScoresRequested(id));
+            bridge.send(Request::TokenScores { id, system, user, layer });
         })
     };
 
@@ -207,6 +217,7 @@ fn Workbench() -> Html {
                     <PatchingHeatmap report={report.clone()} />
                     <SteerPanel onsend={onsend.clone()} {onsweep} />
                     <SteeringChart report={report.clone()} />
+                    <TokenHeatmap {onscore} />
                     <PcaScatter report={report} />
                 }
             </div>

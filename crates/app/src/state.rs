@@ -112,6 +112,17 @@ pub struct RunState {
     pub pending: bool,
 }
 
+/// The per-token probe-score view.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TokenView {
+    pub next_id: u64,
+    pub waiting: Option<u64>,
+    pub layer: usize,
+    pub tokens: Vec<String>,
+    pub scores: Vec<f32>,
+    pub error: Option<String>,
+}
+
 /// Everything the page shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppState {
@@ -131,6 +142,7 @@ pub struct AppState {
     pub link_text: Option<String>,
     /// The workshop lesson being followed (1-based), from `#lesson=N`.
     pub lesson: Option<usize>,
+    pub token_view: TokenView,
 }
 
 impl AppState {
@@ -191,6 +203,7 @@ impl Default for AppState {
             link_error: None,
             link_text: None,
             lesson: None,
+            token_view: TokenView { next_id: 2_000_000, ..TokenView::default() },
         }
     }
 }
@@ -213,6 +226,7 @@ pub enum Action {
     ChatStarted([u64; 2]),
     RunStarted(u64),
     RunPending(bool),
+    TokenScoresRequested(u64),
     /// The URL fragment changed (a lesson or share link was followed).
     OpenLink(String),
     SetSpec(Box<ExperimentSpec>),
@@ -257,6 +271,11 @@ impl Reducible for AppState {
             }
             Action::RunPending(p) => s.run.pending = p,
             Action::OpenLink(fragment) => s.open_link(&fragment),
+            Action::TokenScoresRequested(id) => {
+                s.token_view.waiting = Some(id);
+                s.token_view.next_id = id + 1;
+                s.token_view.error = None;
+            }
             Action::SetSpec(spec) => s.spec = *spec,
             Action::ChatStarted(ids) => {
                 s.chat.next_id = ids[1] + 1;
@@ -330,6 +349,14 @@ impl AppState {
                 self.run.progress = None;
                 self.run.error = Some(message);
             }
+            Response::TokenScores { id, layer, tokens, scores } if self.token_view.waiting == Some(id) => {
+                self.token_view = TokenView { waiting: None, layer, tokens, scores, error: None, ..self.token_view.clone() };
+            }
+            Response::TokenScoresFailed { id, message } if self.token_view.waiting == Some(id) => {
+                self.token_view.waiting = None;
+                self.token_view.error = Some(message);
+            }
+            Response::TokenScores { .. } | Response::TokenScoresFailed { .. } => {}
             // Responses about runs the user has already moved on from.
             Response::RunProgress { .. } | Response::RunDone { .. } | Response::RunFailed { .. } => {}
         }

@@ -314,6 +314,13 @@ pub async fn engine_reactor(mut scope: ReactorScope<Request, Response>) {
             Request::Load { url } => load(&mut scope, &mut engine, url).await,
             Request::Chat(c) => chat(&mut scope, &engine, c, &mut pending).await,
             Request::Run { id, spec } => run(&mut scope, &mut engine, id, *spec, &mut pending).await,
+            Request::TokenScores { id, system, user, layer } => {
+                let msg = match engine.token_scores(&system, &user, layer) {
+                    Ok((tokens, scores)) => Response::TokenScores { id, layer, tokens, scores },
+                    Err(e) => Response::TokenScoresFailed { id, message: e.to_string() },
+                };
+                let _ = scope.send(msg).await;
+            }
             Request::Cancel { .. } => {}
         }
     }

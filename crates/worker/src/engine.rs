@@ -134,6 +134,40 @@ impl Engine {
 }
 
 impl Engine {
+    /// Projects every token's `hook_resid_post` at `layer` on the last run's unit mass-mean
+    /// direction, divided by the layer's mean residual norm. Position 0 (massive activations in
+    /// real models) is reported as 0.
+    pub fn token_scores(&self, system: &str, user: &str, layer: usize) -> Result<(Vec<String>, Vec<f32>), WorkerError> {
+        let model = self.model()?;
+        let n_layers = model.config().n_layers;
+        let basis = self
+            .steering
+            .as_ref()
+            .filter(|b| layer < b.units.len())
+            .ok_or(WorkerError::NoSteeringBasis { layer, n_layers })?;
+        let ids = model.chat_tokens(system, user)?;
+        let opts = RunOptions {
+            cache: NamesFilter::hooks([HookPoint::ResidPost(layer)]),
+            logits: LogitsAt::Last,
+            ..RunOptions::default()
+        };
+        let out = model.llama.forward(std::slice::from_ref(&ids), &opts, None)?;
+        let resid = out.cache.get(&HookPoint::ResidPost(layer)).ok_or_else(|| ModelError::UnknownHook {
+            name: HookPoint::ResidPost(layer).to_string(),
+            reason: "was not recorded".into(),
+        })?;
+        let rows: Vec<Vec<f32>> = resid.get(0).and_then(|t| t.to_vec2()).map_err(ModelError::from)?;
+        let unit = &basis.units[layer];
+        let norm = basis.norms[layer].max(1e-12) as f32;
+        let scores = rows
+            .iter()
+            .enumerate()
+            .map(|(p, r)| if p == 0 { 0.0 } else { r.iter().zip(unit).map(|(a, b)| a * b).sum::<f32>() / norm })
+            .collect();
+        let tokens = ids.iter().map(|&id| model.tokenizer.decode(&[id], false).unwrap_or_else(|_| format!("#{id}"))).collect();
+        Ok((tokens, scores))
+    }
+
     /// Prepares an experiment on the loaded model.
     pub fn experiment(&self, spec: &ExperimentSpec) -> Result<Experiment<'_, Model>, WorkerError> {
         Ok(Experiment::new(spec, self.model()?)?)

@@ -39,6 +39,9 @@ pub enum Request {
     /// Run an experiment spec on the loaded model; progress streams as
     /// [`Response::RunProgress`].
     Run { id: u64, spec: Box<ExperimentSpec> },
+    /// Score every token of a (framing, request) prompt with the last run's probe direction at
+    /// `blocks.{layer}.hook_resid_post`.
+    TokenScores { id: u64, system: String, user: String, layer: usize },
     /// Stop the chat or run with this id after the current step.
     Cancel { id: u64 },
 }
@@ -107,4 +110,8 @@ pub enum Response {
     RunProgress { id: u64, stage: Stage, done: u64, total: u64 },
     RunDone { id: u64, report: Box<Report> },
     RunFailed { id: u64, message: String },
+    /// Per-token projection on the unit observed→unobserved direction, in units of the layer's
+    /// mean residual norm (positive = reads as unobserved).
+    TokenScores { id: u64, layer: usize, tokens: Vec<String>, scores: Vec<f32> },
+    TokenScoresFailed { id: u64, message: String },
 }

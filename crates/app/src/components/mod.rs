@@ -7,3 +7,4 @@ pub mod lesson;
 pub mod model_picker;
 pub mod norm_chart;
 pub mod steer;
+pub mod token_heatmap;
