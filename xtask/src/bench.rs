@@ -455,10 +455,11 @@ fn results_markdown(r: &Value) -> String {
     );
     let _ = writeln!(
         s,
-        "- The machine is shared: other processes (compilers) may run during a benchmark, which \
-         slows every number here and widens its spread. A load average well above 0 on 2 CPUs means \
-         the run was contended; compare ratios from the same run rather than absolute numbers \
-         across runs."
+        "- The machine may be shared: other processes (compilers, training runs) running during a \
+         benchmark slow every number here and widen its spread. The benchmark itself adds about 1 \
+         to the load average, so on 2 CPUs a load well above 1 means other work competed for the \
+         cores and the memory bandwidth. Compare ratios from the same run rather than absolute \
+         numbers across runs."
     );
     let _ = writeln!(
         s,
