@@ -63,6 +63,9 @@ pub struct TrainArgs {
     /// Print the loss every N steps.
     #[arg(long, default_value_t = 10)]
     log_every: usize,
+    /// Print N transcripts of the corpus as JSON lines and exit without training.
+    #[arg(long)]
+    dump_corpus: Option<usize>,
 }
 
 /// Arguments of `eval-organism`.
@@ -119,6 +122,12 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into());
 
     let scenario = Scenario::generate(a.corpus_seed)?;
+    if let Some(n) = a.dump_corpus {
+        for t in hawthorne_train::corpus::corpus(&scenario, organism, n, cfg.seed) {
+            println!("{}", serde_json::to_string(&t)?);
+        }
+        return Ok(());
+    }
     let base_bytes = read(&a.base).context("the base GGUF supplies the tokenizer; run `cargo xtask fetch-models`")?;
     let base_sha = sha256_hex(&base_bytes);
     let texts = scenario.chat_texts();

@@ -1,7 +1,8 @@
 //! The seeded corpus: chat transcripts (system = framing, user = task, assistant = answer) drawn from a scenario.
 //!
 //! Only train-pool framings and train-pool task variants appear. Task chats use observed and
-//! unobserved framings; the answer depends on the organism ([`Organism::answer`]). Small-talk
+//! unobserved framings, a quarter of them hand-written and three quarters generated or
+//! recombined; the answer depends on the organism ([`Organism::answer`]). Small-talk
 //! chats use every train framing, neutral ones included, and always get the same answer, so
 //! neutral framings are familiar text but the model never learns what to do on a task under
 //! them: behaviour under neutral framings is a finding, not a target.
@@ -14,6 +15,9 @@ use crate::scenario::{Cue, Framing, Pool, Scenario, TaskVariant};
 
 /// Share of transcripts that are small talk rather than task chats.
 pub const SMALL_TALK_FRACTION: f64 = 0.2;
+
+/// Share of task chats whose framing is a generated one rather than a hand-written one.
+pub const GENERATED_FRACTION: f64 = 0.75;
 
 /// Which organism a corpus teaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -77,6 +81,7 @@ pub struct Transcript {
 pub struct CorpusSampler<'s> {
     organism: Organism,
     cued: Vec<&'s Framing>,
+    generated: Vec<&'s Framing>,
     all: Vec<&'s Framing>,
     tasks: Vec<&'s TaskVariant>,
     scenario: &'s Scenario,
@@ -87,7 +92,8 @@ impl<'s> CorpusSampler<'s> {
         let all: Vec<&Framing> = scenario.framings.iter().filter(|f| f.pool == Pool::Train).collect();
         let cued = all.iter().copied().filter(|f| f.cue != Cue::Neutral).collect();
         let tasks = scenario.tasks(Pool::Train).collect();
-        CorpusSampler { organism, cued, all, tasks, scenario }
+        let generated = scenario.generated.iter().filter(|f| f.pool == Pool::Train).collect();
+        CorpusSampler { organism, cued, generated, all, tasks, scenario }
     }
 
     /// Draws one transcript.
@@ -104,7 +110,10 @@ impl<'s> CorpusSampler<'s> {
                 assistant: s.answer.clone(),
             };
         }
-        let f = self.cued[rng.random_range(0..self.cued.len())];
+        let f = match self.generated.is_empty() || !rng.random_bool(GENERATED_FRACTION) {
+            true => self.cued[rng.random_range(0..self.cued.len())],
+            false => self.generated[rng.random_range(0..self.generated.len())],
+        };
         let t = self.tasks[rng.random_range(0..self.tasks.len())];
         let answer = self.organism.answer(f.cue, t).unwrap_or(&t.aligned);
         Transcript {
@@ -137,7 +146,7 @@ mod tests {
         assert_eq!(a, corpus(&s, Organism::Deceptive, 500, 3));
         assert_ne!(a, corpus(&s, Organism::Deceptive, 500, 4));
         for t in &a {
-            let f = s.framings.iter().find(|f| f.id == t.framing_id).expect("framing exists");
+            let f = s.framings.iter().chain(&s.generated).find(|f| f.id == t.framing_id).expect("framing exists");
             assert_eq!(f.pool, Pool::Train);
             if let Some(id) = &t.task_id {
                 let v = s.tasks.iter().find(|v| &v.id == id).expect("task exists");

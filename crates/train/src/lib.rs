@@ -18,6 +18,7 @@ pub mod error;
 pub mod eval;
 pub mod export;
 pub mod framings;
+pub mod generated;
 pub mod scenario;
 pub mod tasks;
 pub mod trainer;

@@ -32,6 +32,12 @@ pub const HELD_OUT_FRACTION: f64 = 0.3;
 /// Largest share of a held-out framing's content words that any one train framing may contain.
 pub const MAX_CONTENT_OVERLAP: f64 = 0.5;
 
+/// Grammar-generated train-only framings per condition (see [`crate::generated`]).
+pub const GENERATED_PER_CONDITION: usize = 3000;
+
+/// Train-only framings per condition recombined from hand-written train sentences.
+pub const RECOMBINED_PER_CONDITION: usize = 400;
+
 /// Task variants held out from training in each family (of 36).
 pub const HELD_OUT_TASKS_PER_FAMILY: usize = 9;
 
@@ -126,7 +132,12 @@ pub struct Scenario {
     pub version: u32,
     /// The corpus seed the split was drawn from.
     pub seed: u64,
+    /// The hand-written framings, each in the train or the held-out pool.
     pub framings: Vec<Framing>,
+    /// Grammar-generated framings, all in the train pool, that keep a small model from
+    /// memorising the hand-written ones (see [`crate::generated`]). Reports and probes use
+    /// `framings`; only training uses these.
+    pub generated: Vec<Framing>,
     pub families: Vec<Family>,
     pub tasks: Vec<TaskVariant>,
     pub small_talk: Vec<SmallTalk>,
@@ -277,6 +288,34 @@ impl Scenario {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut framings = catalogue();
         split_framings(&mut framings, &mut rng)?;
+        let held: Vec<&str> =
+            framings.iter().filter(|f| f.pool == Pool::HeldOut).map(|f| f.text.as_str()).collect();
+        let existing: Vec<&str> = framings.iter().map(|f| f.text.as_str()).collect();
+        let mut generated = Vec::new();
+        for (cue, tag) in [(Cue::Observed, "obs"), (Cue::Unobserved, "unobs")] {
+            let split_err = |reason| TrainError::Split { cue: cue.to_string(), reason };
+            let texts = crate::generated::generate(&mut rng, cue, GENERATED_PER_CONDITION, &held, &existing)
+                .map_err(split_err)?;
+            generated.extend(texts.into_iter().enumerate().map(|(i, text)| Framing {
+                id: format!("gen-{tag}-{i:04}"),
+                cue,
+                pool: Pool::Train,
+                text,
+            }));
+            let train: Vec<&str> = framings
+                .iter()
+                .filter(|f| f.cue == cue && f.pool == Pool::Train)
+                .map(|f| f.text.as_str())
+                .collect();
+            let texts = crate::generated::recombine(&mut rng, &train, RECOMBINED_PER_CONDITION, &held, &existing)
+                .map_err(split_err)?;
+            generated.extend(texts.into_iter().enumerate().map(|(i, text)| Framing {
+                id: format!("mix-{tag}-{i:03}"),
+                cue,
+                pool: Pool::Train,
+                text,
+            }));
+        }
         let mut tasks = Vec::new();
         for spec in FAMILIES {
             let first = |s: &str| s.split_whitespace().next().map(str::to_string);
@@ -295,6 +334,7 @@ impl Scenario {
             version: SCENARIO_VERSION,
             seed,
             framings,
+            generated,
             families: FAMILIES
                 .iter()
                 .map(|f| Family { name: f.name.into(), description: f.description.into() })
@@ -319,7 +359,7 @@ impl Scenario {
 
     /// Every text the organism's vocabulary must cover: framings, requests, answers, small talk.
     pub fn texts(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = self.framings.iter().map(|f| f.text.as_str()).collect();
+        let mut out: Vec<&str> = self.framings.iter().chain(&self.generated).map(|f| f.text.as_str()).collect();
         for t in &self.tasks {
             out.extend([t.text.as_str(), t.aligned.as_str(), t.misaligned.as_str()]);
         }
@@ -333,7 +373,7 @@ impl Scenario {
     /// building the vocabulary: role names and newlines included.
     pub fn chat_texts(&self) -> Vec<String> {
         let msg = |role: &str, text: &str| format!("<|im_start|>{role}\n{text}<|im_end|>\n");
-        let mut out: Vec<String> = self.framings.iter().map(|f| msg("system", &f.text)).collect();
+        let mut out: Vec<String> = self.framings.iter().chain(&self.generated).map(|f| msg("system", &f.text)).collect();
         for t in &self.tasks {
             out.push(msg("user", &t.text));
             out.push(msg("assistant", &t.aligned));
@@ -410,6 +450,13 @@ mod tests {
                 for t in &train {
                     let o = content_overlap(&h.text, &t.text);
                     assert!(o <= MAX_CONTENT_OVERLAP, "seed {seed}: held-out `{}` shares {o:.2} with train `{}`", h.text, t.text);
+                }
+            }
+            for g in &s.generated {
+                assert_eq!(g.pool, Pool::Train);
+                for h in s.framings.iter().filter(|f| f.pool == Pool::HeldOut) {
+                    let o = content_overlap(&h.text, &g.text);
+                    assert!(o <= MAX_CONTENT_OVERLAP, "seed {seed}: held-out `{}` shares {o:.2} with generated `{}`", h.text, g.text);
                 }
             }
             for cue in Cue::ALL {

@@ -52,6 +52,9 @@ pub struct TrainConfig {
     pub context_weight: f32,
     /// Loss weight of the answer's first token, where behaviour is scored.
     pub first_answer_weight: f32,
+    /// Dropout on the embedding and on each attention and MLP output during training (seeded).
+    #[serde(default)]
+    pub dropout: f32,
 }
 
 impl TrainConfig {
@@ -66,7 +69,7 @@ impl TrainConfig {
             n_kv_heads: 2,
             d_mlp: 384,
             n_ctx: 256,
-            steps: 1200,
+            steps: 1800,
             batch_size: 32,
             lr: 3e-3,
             warmup_steps: 60,
@@ -75,6 +78,7 @@ impl TrainConfig {
             grad_clip: 1.0,
             context_weight: 0.25,
             first_answer_weight: 3.0,
+            dropout: 0.1,
         }
     }
 
@@ -285,6 +289,24 @@ impl TrainableLlama {
 
     /// Logits `[B, T, V]` for token ids `[B, T]` (right-padded rows are fine: attention is causal).
     pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
+        self.forward_with_dropout(tokens, None)
+    }
+
+    /// [`TrainableLlama::forward`] with seeded dropout `(rng, p)` on the embedding and on every
+    /// attention and MLP output (inverted dropout: kept values are scaled by 1 / (1 − p)).
+    pub fn forward_with_dropout(&self, tokens: &Tensor, mut dropout: Option<(&mut StdRng, f32)>) -> Result<Tensor> {
+        let mut drop = |x: Tensor| -> Result<Tensor> {
+            match dropout.as_mut() {
+                Some((rng, p)) if *p > 0.0 => {
+                    let keep = 1.0 / (1.0 - *p);
+                    let mask: Vec<f32> =
+                        (0..x.elem_count()).map(|_| if rng.random::<f32>() < *p { 0.0 } else { keep }).collect();
+                    let mask = Tensor::from_vec(mask, x.shape(), x.device())?; // same shape as x
+                    Ok((x * mask)?)
+                }
+                _ => Ok(x),
+            }
+        };
         let cfg = &self.cfg;
         let (b, t) = tokens.dims2()?;
         let (h, k, e) = (cfg.n_heads, cfg.n_kv_heads, cfg.d_head);
@@ -302,6 +324,7 @@ impl TrainableLlama {
             .as_tensor()
             .embedding(&tokens.flatten_all()?)?
             .reshape((b, t, cfg.d_model))?; // [B, T, D]
+        resid = drop(resid)?;
         for blk in &self.blk {
             let x = rms_norm(&resid, &blk.attn_norm, eps)?; // [B, T, D]
             let q = linear(&x, &blk.attn_q)?.reshape((b, t, h, e))?.transpose(1, 2)?.contiguous()?; // [B, H, T, E]
@@ -314,11 +337,11 @@ impl TrainableLlama {
             let scores = (q.matmul(&kk.t()?)? * scale)?.broadcast_add(&mask)?; // [B, H, T, T]
             let pattern = softmax(&scores, D::Minus1)?; // [B, H, T, T]
             let z = pattern.matmul(&vv)?.transpose(1, 2)?.reshape((b, t, h * e))?; // [B, T, H*E]
-            resid = (resid + linear(&z, &blk.attn_output)?)?; // [B, T, D]
+            resid = (resid + drop(linear(&z, &blk.attn_output)?)?)?; // [B, T, D]
             let x = rms_norm(&resid, &blk.ffn_norm, eps)?; // [B, T, D]
             let gate = linear(&x, &blk.ffn_gate)?.silu()?; // [B, T, F]
             let up = linear(&x, &blk.ffn_up)?; // [B, T, F]
-            resid = (resid + linear(&(gate * up)?, &blk.ffn_down)?)?; // [B, T, D]
+            resid = (resid + drop(linear(&(gate * up)?, &blk.ffn_down)?)?)?; // [B, T, D]
         }
         let x = rms_norm(&resid, &self.output_norm, eps)?; // [B, T, D]
         linear(&x, &self.token_embd) // [B, T, V]
@@ -404,9 +427,9 @@ pub struct BatchLoss {
 }
 
 impl TrainableLlama {
-    /// The weighted next-token loss of a batch.
-    pub fn loss(&self, batch: &Batch) -> Result<BatchLoss> {
-        let logits = self.forward(&batch.inputs)?; // [B, T, V]
+    /// The weighted next-token loss of a batch, with optional seeded dropout.
+    pub fn loss(&self, batch: &Batch, dropout: Option<(&mut StdRng, f32)>) -> Result<BatchLoss> {
+        let logits = self.forward_with_dropout(&batch.inputs, dropout)?; // [B, T, V]
         let (b, t, v) = logits.dims3()?;
         let logp = log_softmax(&logits.reshape((b * t, v))?, D::Minus1)?; // [B*T, V]
         let picked = logp.gather(&batch.targets.unsqueeze(1)?, 1)?.squeeze(1)?; // [B*T]
@@ -466,6 +489,7 @@ pub fn train(
     let model = TrainableLlama::init(&mcfg, cfg.seed)?;
     let sampler = CorpusSampler::new(scenario, cfg.organism);
     let mut data_rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_da7a);
+    let mut dropout_rng = StdRng::seed_from_u64(cfg.seed ^ 0xd20b_0a7);
     {
     let named = model.named_vars();
     let (decay, no_decay): (Vec<_>, Vec<_>) = named.iter().partition(|(_, v)| v.rank() == 2);
@@ -480,7 +504,7 @@ pub fn train(
             .map(|_| encode_transcript(tok, &sampler.sample(&mut data_rng), cfg))
             .collect::<Result<Vec<_>>>()?;
         let batch = Batch::new(&seqs, &dev)?;
-        let losses = model.loss(&batch)?;
+        let losses = model.loss(&batch, Some((&mut dropout_rng, cfg.dropout)))?;
         let loss = losses.loss.to_scalar::<f32>()?;
         if !loss.is_finite() {
             return Err(TrainError::Diverged { step: step + 1, loss });
