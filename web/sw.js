@@ -4,8 +4,11 @@
 // one cache per build, so a new build (which may ship retrained organisms) starts afresh.
 const VERSION = '__BUILD__';
 const CACHE = `hawthorne-${VERSION}`;
+// The bundled organisms are small (about 5 MB each) and are cached at install, so the default
+// model works offline even if the first visit fetched it before this worker took control.
 const SHELL = ['./', 'index.html', 'web/style.css', 'web/boot.js', 'web/favicon.svg',
-  'pkg/app.js', 'pkg/app_bg.wasm', 'pkg/worker.js', 'pkg/worker_bg.wasm'];
+  'pkg/app.js', 'pkg/app_bg.wasm', 'pkg/worker.js', 'pkg/worker_bg.wasm',
+  'models/organism-deceptive.gguf', 'models/organism-control.gguf'];
 
 self.addEventListener('install', (event) => {
   event.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));

@@ -20,6 +20,15 @@ test('the page and the default model load offline after the first visit', { time
       await page.waitForFunction(() => !!navigator.serviceWorker.controller, null, { timeout: 60_000 });
     });
     await page.waitForSelector('[data-testid=model-ready]', { timeout: 120_000 });
+    // The install step has cached the shell and the bundled organisms.
+    await page.waitForFunction(async () => {
+      const keys = await caches.keys();
+      for (const k of keys) {
+        const c = await caches.open(k);
+        if (await c.match('models/organism-deceptive.gguf')) return true;
+      }
+      return false;
+    }, null, { timeout: 60_000 });
     await ctx.setOffline(true);
     const errors = watchErrors(page);
     await page.reload();
