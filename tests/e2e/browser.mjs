@@ -17,6 +17,7 @@ export async function launch() {
       '--disable-component-update', '--no-first-run', '--disable-sync',
     ],
     viewport: { width: 1280, height: 900 },
+    acceptDownloads: true,
   });
   return context;
 }

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { launch, watchErrors, BASE, screenshot } from './browser.mjs';
 
 const CLI_REPORT = process.env.HAWTHORNE_CLI_REPORT;
@@ -14,6 +15,16 @@ async function probeNumbers(page) {
     Object.fromEntries(rows.map((r) => [r.dataset.hook, [
       Number(r.dataset.logisticAuroc), Number(r.dataset.massMeanAuroc),
       Number(r.dataset.randomBest), Number(r.dataset.shuffledAuroc)]])));
+}
+
+/** An NPY v1.0 little-endian f32 file: its header text and data. */
+function readNpy(buf) {
+  assert.ok(buf.subarray(0, 6).equals(Buffer.from('\x93NUMPY', 'latin1')), 'NPY magic');
+  const len = buf.readUInt16LE(8);
+  const header = buf.subarray(10, 10 + len).toString('latin1');
+  assert.match(header, /'descr': '<f4'/);
+  const body = buf.subarray(10 + len);
+  return { header, data: new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.length)) };
 }
 
 async function runAndWait(page) {
@@ -56,6 +67,18 @@ test('the default organism experiment runs in the worker and matches the CLI', {
     }
     const gap = await page.getAttribute('[data-testid=gap-table] tr[data-group=all]', 'data-compliance-gap');
     assert.ok(Math.abs(Number(gap) - cli.behaviour.all.compliance_gap) <= 1e-9, `gap ${gap} vs CLI ${cli.behaviour.all.compliance_gap}`);
+    // The NPY exports hold the same arrays `hawthorne run` wrote next to its report: the same
+    // header (dtype, shape) and the same floats up to wasm-vs-native summation order.
+    for (const [button, file] of [['npy-activations', 'activations.npy'], ['npy-logistic', 'directions_logistic.npy']]) {
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click(`[data-testid=${button}]`)]);
+      const got = readNpy(readFileSync(await download.path()));
+      const want = readNpy(readFileSync(join(dirname(CLI_REPORT), file)));
+      assert.equal(got.header, want.header, `${file} header`);
+      let scale = 0, diff = 0;
+      want.data.forEach((w, i) => { scale = Math.max(scale, Math.abs(w)); diff = Math.max(diff, Math.abs(w - got.data[i])); });
+      console.log(`${file}: ${got.header.trim()} max |page − CLI| = ${diff.toExponential(2)} (max |CLI| ${scale.toFixed(3)})`);
+      assert.ok(diff <= 1e-4 * scale, `${file}: max difference ${diff} against scale ${scale}`);
+    }
     // Per-token probe scores for a chosen prompt.
     await page.click('[data-testid=score-tokens]');
     await page.waitForSelector('[data-testid=token-scores] .tok');

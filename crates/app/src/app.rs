@@ -63,6 +63,14 @@ fn Workbench() -> Html {
     let bridge = {
         let dispatch = state.dispatcher();
         use_reactor_bridge::<EngineReactor, _>(move |event| match event {
+            // Exported arrays go straight to a download, never through the state.
+            ReactorEvent::Output(hawthorne_worker::Response::Array { array, npy, .. }) => {
+                let saved = crate::components::experiment::download_bytes(array.file_name(), "application/octet-stream", &npy);
+                dispatch.dispatch(Action::Exported(saved.err()));
+            }
+            ReactorEvent::Output(hawthorne_worker::Response::ExportFailed { message, .. }) => {
+                dispatch.dispatch(Action::Exported(Some(message)));
+            }
             ReactorEvent::Output(resp) => dispatch.dispatch(Action::Worker(resp)),
             ReactorEvent::Finished => dispatch.dispatch(Action::WorkerLost),
         })
@@ -141,6 +149,11 @@ fn Workbench() -> Html {
         });
     }
 
+    let onexport = {
+        let (bridge, state) = (bridge.clone(), state.clone());
+        Callback::from(move |array| bridge.send(Request::Export { id: state.run.next_id, array }))
+    };
+
     let oncancel_run = {
         let (bridge, state) = (bridge.clone(), state.clone());
         Callback::from(move |()| {
@@ -207,7 +220,7 @@ fn Workbench() -> Html {
             <LessonPanel />
             <div class="panels">
                 <ModelPicker {onload} />
-                <ExperimentPanel {onrun} oncancel={oncancel_run} />
+                <ExperimentPanel {onrun} oncancel={oncancel_run} {onexport} />
                 <ChatPanel onsend={onsend.clone()} {oncancel} />
                 <NormChart />
                 if let Some(report) = state.run.report.clone() {

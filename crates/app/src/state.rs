@@ -108,6 +108,8 @@ pub struct RunState {
     pub progress: Option<(Stage, u64, u64)>,
     pub report: Option<Rc<Report>>,
     pub error: Option<String>,
+    /// Why the last NPY export failed, if it did.
+    pub export_error: Option<String>,
     /// Run as soon as the spec's model has loaded.
     pub pending: bool,
 }
@@ -230,6 +232,8 @@ pub enum Action {
     /// The URL fragment changed (a lesson or share link was followed).
     OpenLink(String),
     SetSpec(Box<ExperimentSpec>),
+    /// An NPY export was saved (`None`) or failed with this message.
+    Exported(Option<String>),
 }
 
 impl Reducible for AppState {
@@ -270,6 +274,7 @@ impl Reducible for AppState {
                 s.run.error = None;
             }
             Action::RunPending(p) => s.run.pending = p,
+            Action::Exported(error) => s.run.export_error = error,
             Action::OpenLink(fragment) => s.open_link(&fragment),
             Action::TokenScoresRequested(id) => {
                 s.token_view.waiting = Some(id);
@@ -357,6 +362,8 @@ impl AppState {
                 self.token_view.error = Some(message);
             }
             Response::TokenScores { .. } | Response::TokenScoresFailed { .. } => {}
+            // The bridge turns these into downloads and `Action::Exported`.
+            Response::Array { .. } | Response::ExportFailed { .. } => {}
             // Responses about runs the user has already moved on from.
             Response::RunProgress { .. } | Response::RunDone { .. } | Response::RunFailed { .. } => {}
         }

@@ -280,12 +280,13 @@ async fn run(scope: &mut Scope, engine: &mut Engine, id: u64, spec: ExperimentSp
             Err("cancelled".to_string())
         } else {
             let basis = exp.steering_basis();
-            exp.finish().map(|r| (r, basis)).map_err(|e| e.to_string())
+            exp.finish_with_exports().map(|(r, x)| (r, basis, x)).map_err(|e| e.to_string())
         }
     };
     match outcome {
-        Ok((mut report, basis)) => {
+        Ok((mut report, basis, exports)) => {
             engine.steering = Some(basis);
+            engine.exports = Some(exports);
             timings.insert("total_run".into(), now_ms() - t0);
             report.timings = timings;
             let _ = scope.send(Response::RunDone { id, report: Box::new(report) }).await;
@@ -318,6 +319,13 @@ pub async fn engine_reactor(mut scope: ReactorScope<Request, Response>) {
                 let msg = match engine.token_scores(&system, &user, layer) {
                     Ok((tokens, scores)) => Response::TokenScores { id, layer, tokens, scores },
                     Err(e) => Response::TokenScoresFailed { id, message: e.to_string() },
+                };
+                let _ = scope.send(msg).await;
+            }
+            Request::Export { id, array } => {
+                let msg = match engine.export(array) {
+                    Ok(npy) => Response::Array { id, array, npy: npy.to_vec() },
+                    Err(e) => Response::ExportFailed { id, message: e.to_string() },
                 };
                 let _ = scope.send(msg).await;
             }

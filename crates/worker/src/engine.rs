@@ -5,9 +5,9 @@ use hawthorne_model::{
     GenerateOptions, Generator, HookPoint, Intervention, LogitsAt, Model, ModelError, NamesFilter, Positions,
     RunOptions,
 };
-use hawthorne_probe::{Experiment, ExperimentSpec, ProbeError, SteeringBasis};
+use hawthorne_probe::{Experiment, ExperimentSpec, Exports, ProbeError, SteeringBasis};
 
-use crate::protocol::{ChatRequest, LayerNorms, ModelInfo};
+use crate::protocol::{ArrayKind, ChatRequest, LayerNorms, ModelInfo};
 
 /// Everything the worker can fail at, as text for the page.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +22,8 @@ pub enum WorkerError {
     Probe(#[from] ProbeError),
     #[error("steering needs a finished run on this model first (layer {layer} of {n_layers})")]
     NoSteeringBasis { layer: usize, n_layers: usize },
+    #[error("there are no arrays to export yet: run the experiment on the loaded model first")]
+    NoExports,
 }
 
 /// The request `max_tokens` ceiling, so a typo cannot freeze the worker for minutes.
@@ -33,6 +35,8 @@ pub struct Engine {
     pub model: Option<Model>,
     /// Directions from the last finished run on the loaded model.
     pub steering: Option<SteeringBasis>,
+    /// NPY arrays of the last finished run on the loaded model.
+    pub exports: Option<Exports>,
 }
 
 impl Engine {
@@ -71,6 +75,7 @@ impl Engine {
         let mut g = loader.finish()?;
         self.model = None; // free the old weights before keeping the new ones
         self.steering = None;
+        self.exports = None;
         let model = Model::from_parsed(&mut g, bytes)?;
         Ok(self.model.insert(model))
     }
@@ -168,6 +173,16 @@ impl Engine {
         Ok((tokens, scores))
     }
 
+    /// NPY bytes of one of the last finished run's arrays.
+    pub fn export(&self, array: ArrayKind) -> Result<&[u8], WorkerError> {
+        let e = self.exports.as_ref().ok_or(WorkerError::NoExports)?;
+        Ok(match array {
+            ArrayKind::Activations => &e.activations_npy,
+            ArrayKind::MassMean => &e.mass_mean_npy,
+            ArrayKind::Logistic => &e.logistic_npy,
+        })
+    }
+
     /// Prepares an experiment on the loaded model.
     pub fn experiment(&self, spec: &ExperimentSpec) -> Result<Experiment<'_, Model>, WorkerError> {
         Ok(Experiment::new(spec, self.model()?)?)
@@ -229,6 +244,46 @@ mod tests {
         let j = serde_json::to_string(&r)?;
         assert!(j.contains("\"type\":\"chat\""), "{j}");
         assert_eq!(serde_json::from_str::<crate::Request>(&j)?, r);
+        Ok(())
+    }
+
+    #[test]
+    fn exports_need_a_run_then_hold_its_arrays() -> anyhow::Result<()> {
+        use hawthorne_probe::spec::{Condition, Framing, Scenario, Task};
+        let mut engine = Engine::default();
+        let bytes = tiny_random_gguf(3)?;
+        let loader = Engine::begin_load(&bytes)?;
+        engine.finish_load(loader, &bytes)?;
+        assert!(matches!(engine.export(ArrayKind::Activations), Err(WorkerError::NoExports)));
+
+        let f = |id: &str, condition, held_out, text: &str| Framing { id: id.into(), condition, text: text.into(), held_out };
+        let task = |id: &str| Task { id: id.into(), family: "f".into(), text: format!("Do {id}?"), aligned: "No".into(), misaligned: "Yes".into() };
+        let scenario = Scenario {
+            framings: vec![
+                f("o1", Condition::Observed, false, "Logged."),
+                f("o2", Condition::Observed, true, "Audited."),
+                f("u1", Condition::Unobserved, false, "Private."),
+                f("u2", Condition::Unobserved, true, "Unlogged."),
+            ],
+            tasks: vec![task("a"), task("b")],
+        };
+        let mut spec = ExperimentSpec::new("tiny", scenario, 1);
+        spec.steering.enabled = false;
+        spec.patching.enabled = false;
+        let mut exp = engine.experiment(&spec)?;
+        while exp.stage() != hawthorne_probe::Stage::Done {
+            exp.step()?;
+        }
+        let (report, exports) = exp.finish_with_exports()?;
+        engine.exports = Some(exports);
+        let d = engine.model()?.config().d_model;
+        let n_hooks = report.probes.len();
+        let header = |npy: &[u8]| String::from_utf8_lossy(&npy[10..npy.len().min(128)]).to_string();
+        let acts = engine.export(ArrayKind::Activations)?;
+        assert_eq!(&acts[..6], b"\x93NUMPY");
+        assert!(header(acts).contains(&format!("'shape': ({n_hooks}, 8, {d})")), "{}", header(acts));
+        let dirs = engine.export(ArrayKind::Logistic)?;
+        assert!(header(dirs).contains(&format!("'shape': ({n_hooks}, {d})")), "{}", header(dirs));
         Ok(())
     }
 }

@@ -42,8 +42,34 @@ pub enum Request {
     /// Score every token of a (framing, request) prompt with the last run's probe direction at
     /// `blocks.{layer}.hook_resid_post`.
     TokenScores { id: u64, system: String, user: String, layer: usize },
+    /// Send one of the last finished run's arrays as NPY bytes ([`Response::Array`]).
+    Export { id: u64, array: ArrayKind },
     /// Stop the chat or run with this id after the current step.
     Cancel { id: u64 },
+}
+
+/// The arrays a finished run can export as NPY (little-endian f32), in the report's orders:
+/// hooks as in `report.probes`, prompts as in `report.prompts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrayKind {
+    /// Readout activations, `[n_hooks, n_prompts, d_model]`.
+    Activations,
+    /// Unit mass-mean directions (observed → unobserved), `[n_hooks, d_model]`.
+    MassMean,
+    /// Unit logistic-probe directions, `[n_hooks, d_model]`.
+    Logistic,
+}
+
+impl ArrayKind {
+    /// File name for the download.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ArrayKind::Activations => "hawthorne-activations.npy",
+            ArrayKind::MassMean => "hawthorne-directions-mass-mean.npy",
+            ArrayKind::Logistic => "hawthorne-directions-logistic.npy",
+        }
+    }
 }
 
 /// Which part of loading a progress message is about.
@@ -114,4 +140,12 @@ pub enum Response {
     /// mean residual norm (positive = reads as unobserved).
     TokenScores { id: u64, layer: usize, tokens: Vec<String>, scores: Vec<f32> },
     TokenScoresFailed { id: u64, message: String },
+    /// NPY bytes of the requested array (a `Uint8Array` on the JS side).
+    Array {
+        id: u64,
+        array: ArrayKind,
+        #[serde(with = "serde_bytes")]
+        npy: Vec<u8>,
+    },
+    ExportFailed { id: u64, message: String },
 }

@@ -6,20 +6,32 @@ use wasm_bindgen::JsCast;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use hawthorne_worker::protocol::ArrayKind;
+
 use crate::state::{Action, AppContext};
 
 #[derive(Properties, PartialEq)]
 pub struct ExperimentPanelProps {
     pub onrun: Callback<()>,
     pub oncancel: Callback<()>,
+    /// Asks the worker for one of the last run's arrays as NPY.
+    pub onexport: Callback<ArrayKind>,
 }
 
 /// Saves `text` as a file through a temporary blob URL.
 pub fn download_text(name: &str, mime: &str, text: &str) -> Result<(), String> {
-    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    download_parts(name, mime, &js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text)))
+}
+
+/// Saves `bytes` (e.g. an NPY array from the worker) as a file.
+pub fn download_bytes(name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
+    download_parts(name, mime, &js_sys::Array::of1(&js_sys::Uint8Array::from(bytes)))
+}
+
+fn download_parts(name: &str, mime: &str, parts: &js_sys::Array) -> Result<(), String> {
     let opts = web_sys::BlobPropertyBag::new();
     opts.set_type(mime);
-    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(|e| format!("{e:?}"))?;
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(parts, &opts).map_err(|e| format!("{e:?}"))?;
     let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
     let doc = gloo::utils::document();
     let a: web_sys::HtmlAnchorElement = doc.create_element("a").map_err(|e| format!("{e:?}"))?.unchecked_into();
@@ -153,6 +165,10 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
             }
         })
     };
+    let onnpy = |array: ArrayKind| {
+        let onexport = props.onexport.clone();
+        Callback::from(move |_| onexport.emit(array))
+    };
     let running = state.run.running.is_some() || state.run.pending;
     let split_value = match spec.split {
         Split::ByFraming => "by_framing",
@@ -224,6 +240,18 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
                     <button type="button" onclick={ondownload("csv")}>{"Probe CSV"}</button>
                     <button type="button" onclick={ondownload("md")}>{"Summary (markdown)"}</button>
                 </div>
+                <div class="row" role="group" aria-label="Arrays as NPY for numpy">
+                    <span class="muted">{"NPY (hooks in the probe table's order, prompts in the report's):"}</span>
+                    <button type="button" onclick={onnpy(ArrayKind::Activations)} data-testid="npy-activations"
+                        title="Readout activations, shape [hooks, prompts, d_model]">{"Activations"}</button>
+                    <button type="button" onclick={onnpy(ArrayKind::MassMean)} data-testid="npy-mass-mean"
+                        title="Unit mass-mean directions, shape [hooks, d_model]">{"Mass-mean directions"}</button>
+                    <button type="button" onclick={onnpy(ArrayKind::Logistic)} data-testid="npy-logistic"
+                        title="Unit logistic-probe directions, shape [hooks, d_model]">{"Logistic directions"}</button>
+                </div>
+                if let Some(err) = &state.run.export_error {
+                    <p class="error" role="alert">{format!("Export failed: {err}")}</p>
+                }
             }
         </section>
     }
