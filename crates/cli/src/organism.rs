@@ -66,6 +66,9 @@ pub struct TrainArgs {
     /// Print N transcripts of the corpus as JSON lines and exit without training.
     #[arg(long)]
     dump_corpus: Option<usize>,
+    /// Print the scenario (framings with their split, task variants) as JSON and exit.
+    #[arg(long)]
+    dump_scenario: bool,
 }
 
 /// Arguments of `eval-organism`.
@@ -122,6 +125,10 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into());
 
     let scenario = Scenario::generate(a.corpus_seed)?;
+    if a.dump_scenario {
+        println!("{}", serde_json::to_string_pretty(&scenario)?);
+        return Ok(());
+    }
     if let Some(n) = a.dump_corpus {
         for t in hawthorne_train::corpus::corpus(&scenario, organism, n, cfg.seed) {
             println!("{}", serde_json::to_string(&t)?);

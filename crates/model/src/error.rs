@@ -43,6 +43,10 @@ pub enum ModelError {
     },
     #[error("intervention at `{hook}`: {reason}")]
     Intervention { hook: String, reason: String },
+    #[error("not supported by this backend: {0}")]
+    Unsupported(String),
+    #[error("backend failed: {0}")]
+    Backend(String),
     #[error("tensor operation failed: {0}")]
     Tensor(#[from] candle_core::Error),
 }

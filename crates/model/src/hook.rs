@@ -265,7 +265,9 @@ pub struct ActivationCache {
 }
 
 impl ActivationCache {
-    pub(crate) fn insert(&mut self, hook: HookPoint, t: Tensor) {
+    /// Records `t` at `hook` (used by the forward pass, and by other backends that produce
+    /// activations themselves).
+    pub fn insert(&mut self, hook: HookPoint, t: Tensor) {
         self.map.insert(hook, t);
     }
 

@@ -69,7 +69,7 @@ impl TrainConfig {
             n_kv_heads: 2,
             d_mlp: 384,
             n_ctx: 256,
-            steps: 1800,
+            steps: 1500,
             batch_size: 32,
             lr: 3e-3,
             warmup_steps: 60,

@@ -234,7 +234,9 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
                 <p class="muted" role="status">{n}</p>
             }
             if let Some(r) = &state.run.report {
-                <div class="row" data-testid="run-done" data-spec-hash={r.provenance.spec_hash.clone()}>
+                <div class="row" data-testid="run-done" data-spec-hash={r.provenance.spec_hash.clone()}
+                    data-total-ms={r.timings.get("total_run").copied().unwrap_or(0.0).to_string()}
+                    data-timings={serde_json::to_string(&r.timings).unwrap_or_default()}>
                     <span class="muted">{format!("Done in {:.2} s · spec {}…", r.timings.get("total_run").copied().unwrap_or(0.0) / 1000.0, &r.provenance.spec_hash[..12])}</span>
                     <button type="button" onclick={ondownload("json")}>{"Report JSON"}</button>
                     <button type="button" onclick={ondownload("csv")}>{"Probe CSV"}</button>
