@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use hawthorne_model::Model;
-use hawthorne_probe::{Experiment, ExperimentSpec, Stage};
+use hawthorne_probe::{Experiment, ExperimentSpec, LanguageModel, Stage};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Model ids the CLI and the page know, and their files under `models/`.
@@ -53,8 +53,18 @@ pub fn read_spec(arg: &str) -> Result<ExperimentSpec> {
     ExperimentSpec::decode(enc).with_context(|| format!("`{arg}` is neither a spec file nor a share link"))
 }
 
+/// Which engine runs the forward passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Hawthorne's own candle engine (every panel).
+    Candle,
+    /// ONNX Runtime on the model's exported graph (`cargo xtask setup-ort`); steering goes
+    /// through the graph's `steer` input, patching cannot be expressed and is skipped.
+    Ort,
+}
+
 /// Runs `spec` and writes `report.json`, `report.md`, `probes.csv` and NPY exports into `out`.
-pub fn run(spec_arg: &str, out: &Path, model_override: Option<&Path>, quiet: bool) -> Result<()> {
+pub fn run(spec_arg: &str, out: &Path, model_override: Option<&Path>, quiet: bool, backend: Backend) -> Result<()> {
     let spec = read_spec(spec_arg)?;
     let model_path = match model_override {
         Some(p) => p.to_path_buf(),
@@ -63,8 +73,35 @@ pub fn run(spec_arg: &str, out: &Path, model_override: Option<&Path>, quiet: boo
     let t_load = Instant::now();
     let bytes = std::fs::read(&model_path).with_context(|| format!("reading {}", model_path.display()))?;
     let model = Model::from_gguf_bytes(&bytes).with_context(|| format!("loading {}", model_path.display()))?;
-    let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
-    let mut exp = Experiment::new(&spec, &model)?;
+    match backend {
+        Backend::Candle => {
+            let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
+            drive(&spec, &model, &model_path, load_ms, out, quiet, None)
+        }
+        Backend::Ort => {
+            let ort = hawthorne_onnx::OrtModel::new(model).context("starting the ONNX Runtime backend")?;
+            let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
+            let note = format!(
+                "backend: ONNX Runtime {} on the graph exported from {} (forward passes only; tokenizer and logit lens from the GGUF)",
+                hawthorne_onnx::runtime::ORT_VERSION,
+                model_path.display()
+            );
+            drive(&spec, &ort, &model_path, load_ms, out, quiet, Some(note))
+        }
+    }
+}
+
+/// Runs the experiment on `model` with progress bars and writes the report directory.
+fn drive<M: LanguageModel>(
+    spec: &ExperimentSpec,
+    model: &M,
+    model_path: &Path,
+    load_ms: f64,
+    out: &Path,
+    quiet: bool,
+    note: Option<String>,
+) -> Result<()> {
+    let mut exp = Experiment::new(spec, model)?;
     if !quiet {
         eprintln!("{} prompts on {} ({})", exp.n_prompts(), spec.model.id, model_path.display());
     }
@@ -102,6 +139,12 @@ pub fn run(spec_arg: &str, out: &Path, model_override: Option<&Path>, quiet: boo
     timings.insert("total_run".into(), t_all.elapsed().as_secs_f64() * 1e3);
     let (mut report, exports) = exp.finish_with_exports()?;
     report.timings = timings;
+    report.notes.extend(note);
+    if !quiet {
+        for n in &report.notes {
+            eprintln!("note: {n}");
+        }
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let write = |name: &str, bytes: &[u8]| -> Result<()> {
         std::fs::write(out.join(name), bytes).with_context(|| format!("writing {}", out.join(name).display()))

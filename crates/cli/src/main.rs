@@ -1,6 +1,7 @@
-//! The native `hawthorne` command: chat generation, activation caching to NPY, and the model organisms.
+//! The native `hawthorne` command: experiments, chat generation, activation caching to NPY, ONNX export, and the model organisms.
 
 mod experiment_cmd;
+mod onnx_cmd;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,7 +33,13 @@ enum Command {
         model: Option<PathBuf>,
         #[arg(long)]
         quiet: bool,
+        /// The engine for forward passes: `candle` (default) or `ort` (ONNX Runtime).
+        #[arg(long, value_enum, default_value = "candle")]
+        backend: experiment_cmd::Backend,
     },
+    /// Export a model as ONNX: logits, every layer's residual stream, a steering input, and
+    /// optionally a probe monitor head from a report directory.
+    ExportOnnx(onnx_cmd::ExportArgs),
     /// Convert a spec between JSON and share-link encoding.
     Spec {
         /// `encode` (JSON file → link text), `decode` (link text → JSON) or `example` (print a
@@ -95,7 +102,10 @@ fn load(path: &PathBuf) -> Result<Model> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { spec, out, model, quiet } => experiment_cmd::run(&spec, &out, model.as_deref(), quiet)?,
+        Command::Run { spec, out, model, quiet, backend } => {
+            experiment_cmd::run(&spec, &out, model.as_deref(), quiet, backend)?
+        }
+        Command::ExportOnnx(args) => onnx_cmd::export(&args)?,
         Command::Spec { action, input } => experiment_cmd::spec_cmd(&action, &input)?,
         Command::Generate { model, system, prompt, max_tokens, seed, temperature, top_p } => {
             let model = load(&model)?;
