@@ -7,6 +7,8 @@
 //! 2. llama.cpp on the same file and the same 128 ids, one thread (`bench/llama_cpp.py`);
 //! 3. peak RSS of a process that loads SmolLM2 and prefills the prompt (the `bench_native`
 //!    example of hawthorne-model), which also writes the prompt ids that step 2 uses;
+//! 3b. ONNX Runtime 1.32 natively on the exported SmolLM2 (`crates/onnx/examples/bench_ort.rs`),
+//!    one intra-op thread, with the candle engine timed in the same process on the same outputs;
 //! 4. the page in headless Chromium (`bench/browser.mjs`): load time, wasm memory, and
 //!    prefill and decode speed of a 128-token chat;
 //! 5. the size of the page's wasm files, raw and gzipped;
@@ -190,6 +192,8 @@ fn measure(root: &Path) -> Result<()> {
         "bench_native",
     ]))?;
     crate::run(cargo().args(["bench", "-p", "hawthorne-model", "--bench", "engine", "--no-run"]))?;
+    crate::run(cargo().args(["build", "--release", "-p", "hawthorne-onnx", "--example", "bench_ort"]))?;
+    setup::onnxruntime(root)?;
     build_web(root)?;
 
     // The 1-minute load average as each part starts: other work on the machine shows up here.
@@ -243,6 +247,14 @@ fn measure(root: &Path) -> Result<()> {
             .arg(&ids_file),
     )?;
 
+    // 3b. ONNX Runtime on the exported graph, same ids.
+    loads.insert("ort".into(), json!(load_average()));
+    let ort = run_json(
+        Command::new(root.join("target/release/examples/bench_ort"))
+            .arg(&model)
+            .arg(&ids_file),
+    )?;
+
     // 4. The page in headless Chromium.
     loads.insert("browser".into(), json!(load_average()));
     let server = serve::spawn(root, 0)?;
@@ -288,6 +300,7 @@ fn measure(root: &Path) -> Result<()> {
         "engine": engine,
         "native_process": native,
         "llama_cpp": llama,
+        "ort": ort,
         "browser": browser,
         "wasm_files": wasm_files,
         "organism": organism,
@@ -418,6 +431,38 @@ fn results_markdown(r: &Value) -> String {
         String::new(),
     );
     row("Decode ratio, ours / llama.cpp", ratio(ours_dec, ll_dec), String::new());
+    let o = &r["ort"];
+    if !o.is_null() {
+        let ort_pre = f(&o["ort_prefill_tok_s"]);
+        let cand_all = f(&o["candle_all_outputs_prefill_tok_s"]);
+        row(
+            "ONNX Runtime prefill, exported graph (tok/s)",
+            tps(ort_pre),
+            format!(
+                "ORT {}, 1 intra-op thread; logits at every position + all {} residual layers out; {}",
+                o["ort_version"].as_str().unwrap_or("?"),
+                "31",
+                spread(&o["ort_prefill_ms_runs"], 128.0)
+            ),
+        );
+        row(
+            "Candle prefill, same outputs as the graph (tok/s)",
+            tps(cand_all),
+            format!("same process, {}", spread(&o["candle_all_outputs_prefill_ms_runs"], 128.0)),
+        );
+        row("Prefill ratio, ONNX Runtime / candle (same outputs)", ratio(ort_pre, cand_all), String::new());
+        row("Prefill ratio, ONNX Runtime / llama.cpp", ratio(ort_pre, ll_pre), String::new());
+        row(
+            "ONNX export of SmolLM2: size / export / session start",
+            format!(
+                "{} / {:.0} ms / {:.0} ms",
+                f(&o["onnx_bytes"]).map_or("–".into(), mib),
+                f(&o["export_ms"]).unwrap_or(f64::NAN),
+                f(&o["session_ms"]).unwrap_or(f64::NAN)
+            ),
+            format!("f32 weights; ORT's next token after the prompt: {}", o["ort_next_token"]),
+        );
+    }
     row(
         "wasm prefill, headless Chromium (tok/s)",
         tps(f(&b["prefill_tok_s"])),
@@ -530,9 +575,10 @@ fn results_markdown(r: &Value) -> String {
     let la = &m["load_average"];
     let _ = writeln!(
         s,
-        "- Load average (1 min) as each part started: native {}, llama.cpp {}, browser {}; at the end {}",
+        "- Load average (1 min) as each part started: native {}, llama.cpp {}, ONNX Runtime {}, browser {}; at the end {}",
         load(&la["at"]["native"]),
         load(&la["at"]["llama_cpp"]),
+        load(&la["at"]["ort"]),
         load(&la["at"]["browser"]),
         load(&la["end"])
     );

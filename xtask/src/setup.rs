@@ -223,6 +223,28 @@ pub fn onnxruntime(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Python packages for the README's ONNX Runtime example (`examples/python/monitor.py`).
+pub const PYTHON_EXAMPLE_PACKAGES: &[&str] = &["onnxruntime==1.32.0", "tokenizers==0.23.3", "numpy==2.4.6"];
+
+/// A virtual environment in `target/python-example` with [`PYTHON_EXAMPLE_PACKAGES`]; returns
+/// its interpreter.
+pub fn python_example_env(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target/python-example");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("installed.txt");
+    let want = PYTHON_EXAMPLE_PACKAGES.join("\n");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) && python.exists() {
+        return Ok(python);
+    }
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context("creating a Python venv (is python3-venv installed?)")?;
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args(PYTHON_EXAMPLE_PACKAGES))
+    .context("installing the Python example's packages from PyPI")?;
+    std::fs::write(&stamp, want)?;
+    Ok(python)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

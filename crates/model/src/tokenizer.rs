@@ -146,6 +146,13 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// The tokenizer in Hugging Face `tokenizer.json` form, for use outside Hawthorne (e.g. with
+    /// the Python `tokenizers` package next to an exported ONNX graph). BOS is not part of it:
+    /// see [`Tokenizer::add_bos`].
+    pub fn to_json(&self) -> Result<String> {
+        self.inner.to_string(false).map_err(|e| ModelError::Tokenizer(e.to_string()))
+    }
+
     /// Decodes ids to text, keeping special tokens when `skip_special` is false.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
         if let Some(bad) = ids.iter().find(|&&id| id as usize >= self.vocab_size) {

@@ -205,6 +205,9 @@ pub fn export(model: &Model, opts: &ExportOptions) -> Result<Vec<u8>> {
              outputs logits[B,T,V], resid[L+1,B,T,D] = hook_embed then blocks.{i}.hook_resid_post"
                 .to_string(),
         ),
+        ("hawthorne.tokenizer_json", model.tokenizer.to_json()?),
+        ("hawthorne.chat_prompt", model.tokenizer.chat_prompt("{system}", "{user}")),
+        ("hawthorne.add_bos", model.tokenizer.add_bos.to_string()),
     ];
     if let Some((idx, m)) = monitor {
         let dir = g.init_f32("monitor.direction", &[d], &m.direction);
