@@ -16,7 +16,11 @@
 //!    default organism experiment (`examples/organism-deceptive.json`) in the browser's worker,
 //!    against the same spec run natively by `hawthorne run`.
 //!
-//! `cargo xtask bench --organism-only` reruns part 6 alone and merges it into the results.
+//! 7. ONNX Runtime Web (`bench/ort-web.mjs` on the page `cargo xtask build-ort-bench` builds):
+//!    the exported SmolLM2 through ort + ort-web in the same Chromium, same prompt ids.
+//!
+//! `cargo xtask bench --organism-only` reruns part 6 alone and `--ort-web-only` part 7 alone,
+//! merging it into the results.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -168,7 +172,20 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
             print!("{md}");
             Ok(())
         }
-        Some(other) => bail!("unknown bench option `{other}` (expected nothing, --report-only or --organism-only)"),
+        Some("--ort-web-only") => {
+            std::env::set_var("RAYON_NUM_THREADS", "1");
+            setup::all(root, setup::Needs::Everything)?;
+            let path = root.join("bench/results.json");
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let mut results: Value = serde_json::from_str(&text)?;
+            results["ort_web"] = ort_web_part(root)?;
+            std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
+            let md = results_markdown(&results);
+            std::fs::write(root.join("bench/RESULTS.md"), &md)?;
+            print!("{md}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown bench option `{other}` (expected nothing, --report-only, --organism-only or --ort-web-only)"),
     }
 }
 
@@ -266,6 +283,12 @@ fn measure(root: &Path) -> Result<()> {
             .env("CHROMIUM", setup::CHROMIUM),
     )?;
 
+    // 7. ONNX Runtime Web (its page needs the prompt ids from part 3).
+    let ort_web = ort_web_part(root)?;
+    // The ort-bench build leaves the app's dist/ in place; rebuild it anyway so part 6 runs
+    // on exactly the page `build-web` makes.
+    build_web(root)?;
+
     // 6. The workshop path.
     crate::run(cargo().args(["build", "--release", "-p", "hawthorne-cli"]))?;
     let organism = organism(root)?;
@@ -304,6 +327,7 @@ fn measure(root: &Path) -> Result<()> {
         "browser": browser,
         "wasm_files": wasm_files,
         "organism": organism,
+        "ort_web": ort_web,
     });
     std::fs::write(
         root.join("bench/results.json"),
@@ -314,6 +338,22 @@ fn measure(root: &Path) -> Result<()> {
     print!("{md}");
     eprintln!("wrote bench/RESULTS.md and bench/results.json");
     Ok(())
+}
+
+/// Part 7: builds the ort-web page and runs `bench/ort-web.mjs`, with its own date and load.
+fn ort_web_part(root: &Path) -> Result<Value> {
+    crate::ort_web::build(root)?;
+    let date = capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    let load_start = load_average();
+    let server = serve::spawn(root, 0)?;
+    let browser = run_json(
+        Command::new("node")
+            .arg(root.join("bench/ort-web.mjs"))
+            .current_dir(root)
+            .env("HAWTHORNE_URL", format!("http://127.0.0.1:{}", server.port))
+            .env("CHROMIUM", setup::CHROMIUM),
+    )?;
+    Ok(json!({ "date": date, "load_average": { "start": load_start, "end": load_average() }, "browser": browser }))
 }
 
 /// Part 6: the default organism experiment natively (median of three `hawthorne run`s, the
@@ -522,6 +562,58 @@ fn results_markdown(r: &Value) -> String {
         ),
         "2 layers, d_model 32; its context is 128, so the decode step sees 127 cached positions".into(),
     );
+
+    let w = &r["ort_web"];
+    if !w.is_null() {
+        let wb = &w["browser"];
+        let ort_web = f(&wb["prefill_tok_s"]);
+        let candle_web = f(&b["prefill_tok_s"]);
+        let _ = writeln!(s, "\n## ONNX Runtime Web against the candle worker, same Chromium\n");
+        let _ = writeln!(
+            s,
+            "`bench/ort-web.mjs`: the exported SmolLM2 graph (f32) through `ort` + `ort-web` (onnxruntime-web {}, \
+             served from this origin with SRI hashes, telemetry off) on the page `cargo xtask build-ort-bench` \
+             builds, {} browser launches, median of 5 prefills each after a warm-up; the same 128 prompt ids. \
+             Cross-origin isolated: {} (so ONNX Runtime Web runs one thread, like the worker). Measured {} (load \
+             average {} at the start, {} at the end).\n",
+            "1.30.0",
+            wb["runs"],
+            wb["cross_origin_isolated"],
+            w["date"].as_str().unwrap_or("?"),
+            load_opt(&w["load_average"]["start"]),
+            load_opt(&w["load_average"]["end"])
+        );
+        let _ = writeln!(s, "| Measure | ONNX Runtime Web | candle worker (wasm) | ratio |");
+        let _ = writeln!(s, "| --- | ---: | ---: | ---: |");
+        let _ = writeln!(
+            s,
+            "| Prefill, 128 tokens (tok/s) | {} | {} | {} |",
+            tps(ort_web),
+            tps(candle_web),
+            ratio(ort_web, candle_web)
+        );
+        let (wl, cl) = (f(&wb["load_ms"]), f(&b["load_ms"]));
+        let _ = writeln!(
+            s,
+            "| Load (ms) | {} | {} | {} |",
+            wl.map_or("–".into(), |x| format!("{x:.0}")),
+            cl.map_or("–".into(), |x| format!("{x:.0}")),
+            match (wl, cl) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+                _ => "–".into(),
+            }
+        );
+        let _ = writeln!(
+            s,
+            "\nONNX Runtime Web's prefill returns logits at every position and all 31 residual layers (the exported \
+             interface); the worker's returns the last position's logits. ONNX Runtime Web's load is session creation \
+             from the {} f32 graph's URL; the worker's is fetching the 98 MB Q4_1 GGUF and dequantising. Next \
+             token after the prompt: ONNX Runtime Web {}, the native engine {}.",
+            f(&r["ort"]["onnx_bytes"]).map_or("–".into(), mib),
+            wb["next_token"],
+            n["next_token"]
+        );
+    }
 
     let o = &r["organism"];
     if !o.is_null() {
