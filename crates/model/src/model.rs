@@ -233,6 +233,70 @@ impl Llama {
             let past = kv.as_deref_mut().map(|c| (c, i));
             resid = self.block(i, blk, resid, &cos, &sin, mask.as_ref(), past, &mut ctx)?;
         }
+        self.unembed(resid, lengths, ctx)
+    }
+
+    /// Continues a forward pass from the residual stream entering block `first_block`
+    /// (`blocks.{first_block}.hook_resid_pre`, which equals the previous block's
+    /// `hook_resid_post`), for right-padded sequences of the given real `lengths`.
+    ///
+    /// Experiments use it to avoid recomputing the blocks an intervention cannot change: a
+    /// steering vector added at `blocks.{L}.hook_resid_post` leaves blocks `0..=L` as they were.
+    /// Hooks before `first_block` are not visited; interventions at them are an error.
+    /// `first_block == n_layers` goes straight to the final norm and unembedding.
+    pub fn forward_from(
+        &self,
+        resid: &Tensor,
+        lengths: &[usize],
+        first_block: usize,
+        opts: &RunOptions,
+    ) -> Result<ForwardOutput> {
+        let cfg = &self.cfg;
+        let (b, t, d) = resid.dims3()?;
+        if d != cfg.d_model || b != lengths.len() || b == 0 || lengths.iter().any(|&l| l == 0 || l > t) {
+            return Err(ModelError::EmptyInput(format!(
+                "forward_from needs a [B, T, {}] residual with B = {} lengths in 1..=T; got {:?}",
+                cfg.d_model,
+                lengths.len(),
+                resid.dims()
+            )));
+        }
+        if first_block > cfg.n_layers || t > cfg.n_ctx {
+            return Err(ModelError::HookLayerOutOfRange {
+                hook: format!("blocks.{first_block}.hook_resid_pre"),
+                layer: first_block,
+                n_layers: cfg.n_layers,
+            });
+        }
+        for iv in &opts.interventions {
+            let hook = iv.hook();
+            hook.check_layers(cfg.n_layers)?;
+            if hook.layer().is_none_or(|l| l < first_block) && hook != HookPoint::LnFinal {
+                return Err(ModelError::Intervention {
+                    hook: hook.to_string(),
+                    reason: format!("the pass starts at block {first_block}, after this hook"),
+                });
+            }
+        }
+        opts.cache.resolve(cfg.n_layers)?;
+        let dev = self.device();
+        let mask = match lengths.iter().any(|&l| l != t) || t > 1 {
+            true => Some(attention_mask(lengths, t, 0, dev)?), // [B, 1, T, T]
+            false => None,
+        };
+        let (cos, sin) = rope_tables(cfg, 0, t, dev)?; // [T, E/2] each
+        let mut ctx = HookCtx { opts, cache: ActivationCache::default(), start_pos: 0 };
+        let mut resid = resid.clone(); // [B, T, D]
+        for (i, blk) in self.blk.iter().enumerate().skip(first_block) {
+            resid = self.block(i, blk, resid, &cos, &sin, mask.as_ref(), None, &mut ctx)?;
+        }
+        self.unembed(resid, lengths.to_vec(), ctx)
+    }
+
+    /// The final norm and the unembedding, at every position or each sequence's last one.
+    fn unembed(&self, resid: Tensor, lengths: Vec<usize>, mut ctx: HookCtx<'_>) -> Result<ForwardOutput> {
+        let cfg = &self.cfg;
+        let opts = ctx.opts;
         let normalized = rms_norm(&resid, &self.output_norm, cfg.rms_eps as f32)?; // [B, T, D]
         let normalized = ctx.hook(HookPoint::LnFinal, normalized)?;
         let logits = match opts.logits {

@@ -482,3 +482,34 @@ fn out_of_range_hook_layer_is_a_clear_error() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn forward_from_a_layer_equals_the_full_pass_with_the_same_steering() -> Result<()> {
+    let m = model();
+    let n_layers = m.config().n_layers;
+    let d = m.config().d_model;
+    let seqs = vec![tokens(9, 1), tokens(5, 2), tokens(7, 3)];
+    let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+    let vector: Vec<f32> = (0..d).map(|j| (j as f32 * 0.37).sin()).collect();
+    for layer in 0..n_layers {
+        for logits in [LogitsAt::All, LogitsAt::Last] {
+            let steer = Intervention::Add { hook: HookPoint::ResidPost(layer), positions: Positions::All, vector: vector.clone() };
+            let full = run(&seqs, &RunOptions { interventions: vec![steer], logits, ..RunOptions::default() })?;
+            // The unsteered residual at that layer, then the rest of the pass from it, steered.
+            let cache = NamesFilter::hooks(vec![HookPoint::ResidPost(layer)]);
+            let base = run(&seqs, &RunOptions { cache, logits, ..RunOptions::default() })?;
+            let resid = hook(&base, HookPoint::ResidPost(layer))?;
+            let v = Tensor::from_vec(vector.clone(), d, resid.device())?;
+            let steered = resid.broadcast_add(&v)?;
+            let from = m.llama.forward_from(&steered, &lengths, layer + 1, &RunOptions { logits, ..RunOptions::default() })?;
+            let diff = max_abs_diff(&full.logits, &from.logits)?;
+            ensure!(diff <= TOL, "layer {layer}, {logits:?}: forward_from differs by {diff}");
+        }
+    }
+    // An intervention the pass has already gone past is refused by name.
+    let resid = hook(&run(&seqs, &RunOptions { cache: every_hook(), ..RunOptions::default() })?, HookPoint::ResidPost(0))?.clone();
+    let early = Intervention::Add { hook: HookPoint::ResidPost(0), positions: Positions::All, vector };
+    let err = m.llama.forward_from(&resid, &lengths, 1, &RunOptions { interventions: vec![early], ..RunOptions::default() });
+    ensure!(matches!(err, Err(ModelError::Intervention { .. })), "{err:?}");
+    Ok(())
+}

@@ -28,6 +28,22 @@ pub trait LanguageModel {
     fn supports_patching(&self) -> bool {
         true
     }
+    /// Whether [`LanguageModel::forward_from`] works; experiments then skip recomputing the
+    /// blocks an intervention cannot change.
+    fn supports_forward_from(&self) -> bool {
+        false
+    }
+    /// Continues a forward pass from the residual stream `[B, T, D]` entering block
+    /// `first_block`, for right-padded sequences of the given lengths.
+    fn forward_from(
+        &self,
+        _resid: &Tensor,
+        _lengths: &[usize],
+        _first_block: usize,
+        _opts: &RunOptions,
+    ) -> Result<ForwardOutput, ModelError> {
+        Err(ModelError::Unsupported("continuing a forward pass from a residual".into()))
+    }
 }
 
 impl LanguageModel for Model {
@@ -64,6 +80,20 @@ impl LanguageModel for Model {
 
     fn generate(&self, prompt: &[u32], opts: &GenerateOptions) -> Result<Generation, ModelError> {
         Model::generate(self, prompt, opts, |_, _| {})
+    }
+
+    fn supports_forward_from(&self) -> bool {
+        true
+    }
+
+    fn forward_from(
+        &self,
+        resid: &Tensor,
+        lengths: &[usize],
+        first_block: usize,
+        opts: &RunOptions,
+    ) -> Result<ForwardOutput, ModelError> {
+        self.llama.forward_from(resid, lengths, first_block, opts)
     }
 }
 

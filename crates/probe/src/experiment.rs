@@ -97,6 +97,9 @@ struct PatchPair {
     unobs: usize,
     /// `[hook][offset]` → (observed value, unobserved value), filled by the caching step.
     values: Vec<Vec<(Vec<f32>, Vec<f32>)>>,
+    /// `[hook]` → the unobserved prompt's whole activation `[T, D]` there, kept when the model
+    /// can continue a pass from it (patched passes then start at the patched block).
+    unobs_full: Vec<Tensor>,
 }
 
 #[derive(Debug, Default)]
@@ -122,6 +125,9 @@ struct SteerState {
     work: Vec<(usize, bool, usize)>,
     next: usize,
     scores: BTreeMap<(usize, bool), Vec<(usize, f64)>>,
+    /// Per batch: the unsteered `blocks.{layer}.hook_resid_post` at every position, when the
+    /// model can continue a pass from it (steered passes then skip blocks `0..=layer`).
+    resid: Vec<Option<Tensor>>,
 }
 
 /// An experiment in progress.
@@ -512,12 +518,17 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 }
             }
         }
+        if self.model.supports_forward_from() {
+            // One hook per batch, so a batch can start at its block. The sort is stable, so each
+            // (hook, offset) cell still adds its pairs in the same order.
+            jobs.sort_by_key(|j| j.hook);
+        }
         self.patch = PatchState {
             delta: vec![vec![0.0; offsets]; hooks.len()],
             control_delta: vec![vec![0.0; offsets]; hooks.len()],
             hooks,
             offsets,
-            pairs: pairs.into_iter().map(|(obs, unobs)| PatchPair { obs, unobs, values: Vec::new() }).collect(),
+            pairs: pairs.into_iter().map(|(obs, unobs)| PatchPair { obs, unobs, values: Vec::new(), unobs_full: Vec::new() }).collect(),
             cached: 0,
             jobs,
             next_job: 0,
@@ -544,8 +555,12 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             let out = self.model.forward(&seqs, &opts)?;
             let (lo, lu) = (seqs[0].len(), seqs[1].len());
             let mut values = Vec::new();
+            let mut unobs_full = Vec::new();
             for h in &self.patch.hooks {
                 let t = out.cache.get(h).ok_or_else(|| ProbeError::Shape(format!("{h} not recorded")))?;
+                if self.model.supports_forward_from() {
+                    unobs_full.push(t.get(1)?.narrow(0, 0, lu)?); // [T_u, D]
+                }
                 let mut row = Vec::new();
                 for off in 0..self.patch.offsets {
                     let vo: Vec<f32> = t.get(0)?.get(lo - 1 - off)?.to_vec1()?;
@@ -555,10 +570,16 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 values.push(row);
             }
             self.patch.pairs[k].values = values;
+            self.patch.pairs[k].unobs_full = unobs_full;
             self.patch.cached += 1;
         } else {
             let start = self.patch.next_job;
-            let end = (start + bs).min(self.patch.jobs.len());
+            let fast = self.model.supports_forward_from();
+            let mut end = (start + bs).min(self.patch.jobs.len());
+            if fast {
+                let hook = self.patch.jobs[start].hook;
+                end = start + self.patch.jobs[start..end].iter().take_while(|j| j.hook == hook).count();
+            }
             let jobs = self.patch.jobs[start..end].to_vec();
             let mut seqs = Vec::with_capacity(jobs.len());
             let mut ivs = Vec::with_capacity(jobs.len());
@@ -579,8 +600,30 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 ivs.push(Intervention::Patch { hook: self.patch.hooks[job.hook], row, position: tokens.len() - 1 - job.offset, value });
                 seqs.push(tokens.clone());
             }
-            let opts = RunOptions { interventions: ivs, logits: LogitsAt::Last, ..RunOptions::default() };
-            let logits: Vec<Vec<f32>> = self.model.forward(&seqs, &opts)?.logits.to_vec2()?;
+            let logits: Vec<Vec<f32>> = match (fast, self.patch.hooks[jobs[0].hook]) {
+                (true, HookPoint::ResidPre(block)) => {
+                    // The blocks before the patched one see nothing of the patch: start there,
+                    // from the unobserved prompt's residual with the one position replaced.
+                    let d = self.d();
+                    let t = seqs.iter().map(Vec::len).max().unwrap_or(0);
+                    let mut flat = vec![0.0f32; jobs.len() * t * d];
+                    for (row, (job, iv)) in jobs.iter().zip(&ivs).enumerate() {
+                        let base: Vec<f32> = self.patch.pairs[job.pair].unobs_full[job.hook].flatten_all()?.to_vec1()?;
+                        flat[row * t * d..row * t * d + base.len()].copy_from_slice(&base);
+                        if let Intervention::Patch { position, value, .. } = iv {
+                            flat[(row * t + position) * d..(row * t + position + 1) * d].copy_from_slice(value);
+                        }
+                    }
+                    let resid = Tensor::from_vec(flat, (jobs.len(), t, d), &Device::Cpu)?; // [B, T, D]
+                    let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+                    let opts = RunOptions { logits: LogitsAt::Last, ..RunOptions::default() };
+                    self.model.forward_from(&resid, &lengths, block, &opts)?.logits.to_vec2()?
+                }
+                _ => {
+                    let opts = RunOptions { interventions: ivs, logits: LogitsAt::Last, ..RunOptions::default() };
+                    self.model.forward(&seqs, &opts)?.logits.to_vec2()?
+                }
+            };
             for (row, job) in jobs.iter().enumerate() {
                 let unobs = self.patch.pairs[job.pair].unobs;
                 let s = self.behaviour_score(self.set.items[unobs].task, &logits[row]) - self.scores[unobs];
@@ -671,7 +714,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 }
             }
         }
-        self.steer = SteerState { layer, items, unit, random_unit, norm, work, next: 0, scores: BTreeMap::new() };
+        self.steer = SteerState { layer, items, unit, random_unit, norm, work, next: 0, scores: BTreeMap::new(), resid: Vec::new() };
     }
 
     fn step_steering(&mut self) -> Result<Progress> {
@@ -686,13 +729,34 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let dir = if random { &self.steer.random_unit } else { &self.steer.unit };
         let scale = (alpha * self.steer.norm) as f32;
         let vector: Vec<f32> = dir.iter().map(|v| v * scale).collect();
-        let opts = RunOptions {
-            interventions: vec![Intervention::Add { hook: HookPoint::ResidPost(self.steer.layer), positions: Positions::All, vector }],
-            logits: LogitsAt::Last,
-            ..RunOptions::default()
-        };
         let seqs: Vec<Vec<u32>> = idx.iter().map(|&i| self.set.items[i].tokens.clone()).collect();
-        let logits: Vec<Vec<f32>> = self.model.forward(&seqs, &opts)?.logits.to_vec2()?;
+        let layer = self.steer.layer;
+        let logits: Vec<Vec<f32>> = if self.model.supports_forward_from() {
+            // Blocks 0..=layer do not see the vector: run them once per batch, then only the rest
+            // for each α. Same maths as adding the vector at the hook during a full pass.
+            if self.steer.resid.len() <= b {
+                self.steer.resid.resize(b + 1, None);
+            }
+            if self.steer.resid[b].is_none() {
+                let hook = HookPoint::ResidPost(layer);
+                let opts = RunOptions { cache: NamesFilter::hooks(vec![hook]), logits: LogitsAt::Last, ..RunOptions::default() };
+                let out = self.model.forward(&seqs, &opts)?;
+                self.steer.resid[b] = Some(out.cache.get(&hook).cloned().ok_or_else(|| ProbeError::Shape(format!("{hook} not recorded")))?);
+            }
+            let base = self.steer.resid[b].as_ref().ok_or_else(|| ProbeError::Shape("steering residual missing".into()))?;
+            let v = Tensor::from_vec(vector, base.dims()[2], base.device())?;
+            let steered = base.broadcast_add(&v)?; // [B, T, D]
+            let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+            let opts = RunOptions { logits: LogitsAt::Last, ..RunOptions::default() };
+            self.model.forward_from(&steered, &lengths, layer + 1, &opts)?.logits.to_vec2()?
+        } else {
+            let opts = RunOptions {
+                interventions: vec![Intervention::Add { hook: HookPoint::ResidPost(layer), positions: Positions::All, vector }],
+                logits: LogitsAt::Last,
+                ..RunOptions::default()
+            };
+            self.model.forward(&seqs, &opts)?.logits.to_vec2()?
+        };
         for (r, &i) in idx.iter().enumerate() {
             let s = self.behaviour_score(self.set.items[i].task, &logits[r]);
             self.steer.scores.entry((a, random)).or_default().push((i, s));
