@@ -52,6 +52,22 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The first `len` positions of row 0, repeated for `batch` rows: the shared prefix of a
+    /// batch of continuations of one cached sequence.
+    pub fn prefix(&self, len: usize, batch: usize) -> Result<KvCache> {
+        if len > self.len() || batch == 0 {
+            return Err(ModelError::KvCacheMismatch(format!(
+                "a prefix of {len} positions × {batch} rows from a cache of {} positions",
+                self.len()
+            )));
+        }
+        let take = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.narrow(0, 0, 1)?.narrow(2, 0, len)?.repeat((batch, 1, 1, 1))?) // [batch, K, len, E]
+        };
+        let layers = self.layers.iter().map(|(k, v)| Ok((take(k)?, take(v)?))).collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers })
+    }
 }
 
 /// Which positions get logits.
@@ -251,7 +267,43 @@ impl Llama {
         first_block: usize,
         opts: &RunOptions,
     ) -> Result<ForwardOutput> {
+        self.forward_from_inner(resid, lengths, first_block, opts, None)
+    }
+
+    /// [`Llama::forward_from`] after a cached prefix: `resid` `[B, T, D]` holds positions
+    /// `kv.len()..kv.len() + T` of B unpadded rows (all of length T) entering `first_block`;
+    /// `kv` holds the keys and values of the earlier positions for every block (see
+    /// [`KvCache::prefix`]) and is extended. Activation patching uses it: positions before the
+    /// patched one are unchanged, so only the rest is recomputed.
+    pub fn forward_from_cached(
+        &self,
+        resid: &Tensor,
+        first_block: usize,
+        kv: &mut KvCache,
+        opts: &RunOptions,
+    ) -> Result<ForwardOutput> {
+        let (b, t, _) = resid.dims3()?;
+        if kv.layers.len() != self.cfg.n_layers || kv.layers[0].0.dims()[0] != b {
+            return Err(ModelError::KvCacheMismatch(format!(
+                "the cache holds {} blocks × {} rows; the model has {} blocks and the residual {b} rows",
+                kv.layers.len(),
+                kv.layers.first().map_or(0, |(k, _)| k.dims()[0]),
+                self.cfg.n_layers
+            )));
+        }
+        self.forward_from_inner(resid, &vec![t; b], first_block, opts, Some(kv))
+    }
+
+    fn forward_from_inner(
+        &self,
+        resid: &Tensor,
+        lengths: &[usize],
+        first_block: usize,
+        opts: &RunOptions,
+        mut kv: Option<&mut KvCache>,
+    ) -> Result<ForwardOutput> {
         let cfg = &self.cfg;
+        let start_pos = kv.as_ref().map_or(0, |c| c.len());
         let (b, t, d) = resid.dims3()?;
         if d != cfg.d_model || b != lengths.len() || b == 0 || lengths.iter().any(|&l| l == 0 || l > t) {
             return Err(ModelError::EmptyInput(format!(
@@ -261,7 +313,7 @@ impl Llama {
                 resid.dims()
             )));
         }
-        if first_block > cfg.n_layers || t > cfg.n_ctx {
+        if first_block > cfg.n_layers || start_pos + t > cfg.n_ctx {
             return Err(ModelError::HookLayerOutOfRange {
                 hook: format!("blocks.{first_block}.hook_resid_pre"),
                 layer: first_block,
@@ -280,15 +332,16 @@ impl Llama {
         }
         opts.cache.resolve(cfg.n_layers)?;
         let dev = self.device();
-        let mask = match lengths.iter().any(|&l| l != t) || t > 1 {
-            true => Some(attention_mask(lengths, t, 0, dev)?), // [B, 1, T, T]
+        let mask = match start_pos > 0 || lengths.iter().any(|&l| l != t) || t > 1 {
+            true => Some(attention_mask(lengths, t, start_pos, dev)?), // [B, 1, T, S]
             false => None,
         };
-        let (cos, sin) = rope_tables(cfg, 0, t, dev)?; // [T, E/2] each
-        let mut ctx = HookCtx { opts, cache: ActivationCache::default(), start_pos: 0 };
+        let (cos, sin) = rope_tables(cfg, start_pos, t, dev)?; // [T, E/2] each
+        let mut ctx = HookCtx { opts, cache: ActivationCache::default(), start_pos };
         let mut resid = resid.clone(); // [B, T, D]
         for (i, blk) in self.blk.iter().enumerate().skip(first_block) {
-            resid = self.block(i, blk, resid, &cos, &sin, mask.as_ref(), None, &mut ctx)?;
+            let past = kv.as_deref_mut().map(|c| (c, i));
+            resid = self.block(i, blk, resid, &cos, &sin, mask.as_ref(), past, &mut ctx)?;
         }
         self.unembed(resid, lengths.to_vec(), ctx)
     }

@@ -5,7 +5,7 @@
 //! say which interventions they cannot express.
 
 use candle_core::Tensor;
-use hawthorne_model::{Config, ForwardOutput, GenerateOptions, Generation, Model, ModelError, RunOptions};
+use hawthorne_model::{Config, ForwardOutput, GenerateOptions, Generation, KvCache, LogitsAt, Model, ModelError, RunOptions};
 
 /// What an experiment needs from a model.
 pub trait LanguageModel {
@@ -43,6 +43,22 @@ pub trait LanguageModel {
         _opts: &RunOptions,
     ) -> Result<ForwardOutput, ModelError> {
         Err(ModelError::Unsupported("continuing a forward pass from a residual".into()))
+    }
+    /// Runs one sequence and returns its keys and values at every block (for
+    /// [`LanguageModel::forward_from_cached`]); only when `supports_forward_from`.
+    fn cache_sequence(&self, _tokens: &[u32]) -> Result<KvCache, ModelError> {
+        Err(ModelError::Unsupported("caching keys and values".into()))
+    }
+    /// [`LanguageModel::forward_from`] for unpadded rows after a cached prefix (see
+    /// `Llama::forward_from_cached`).
+    fn forward_from_cached(
+        &self,
+        _resid: &Tensor,
+        _first_block: usize,
+        _kv: &mut KvCache,
+        _opts: &RunOptions,
+    ) -> Result<ForwardOutput, ModelError> {
+        Err(ModelError::Unsupported("continuing a forward pass after a cached prefix".into()))
     }
 }
 
@@ -94,6 +110,22 @@ impl LanguageModel for Model {
         opts: &RunOptions,
     ) -> Result<ForwardOutput, ModelError> {
         self.llama.forward_from(resid, lengths, first_block, opts)
+    }
+
+    fn cache_sequence(&self, tokens: &[u32]) -> Result<KvCache, ModelError> {
+        let mut kv = KvCache::default();
+        self.llama.forward(&[tokens.to_vec()], &RunOptions { logits: LogitsAt::Last, ..RunOptions::default() }, Some(&mut kv))?;
+        Ok(kv)
+    }
+
+    fn forward_from_cached(
+        &self,
+        resid: &Tensor,
+        first_block: usize,
+        kv: &mut KvCache,
+        opts: &RunOptions,
+    ) -> Result<ForwardOutput, ModelError> {
+        self.llama.forward_from_cached(resid, first_block, kv, opts)
     }
 }
 

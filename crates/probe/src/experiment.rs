@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 use hawthorne_model::model::log_softmax;
-use hawthorne_model::{GenerateOptions, HookPoint, Intervention, LogitsAt, NamesFilter, Positions, RunOptions, ENGINE_VERSION};
+use hawthorne_model::{GenerateOptions, HookPoint, Intervention, KvCache, LogitsAt, NamesFilter, Positions, RunOptions, ENGINE_VERSION};
 use linfa::prelude::*;
 use ndarray::{Array1, Array2, Axis};
 use rand::rngs::StdRng;
@@ -100,6 +100,9 @@ struct PatchPair {
     /// `[hook]` → the unobserved prompt's whole activation `[T, D]` there, kept when the model
     /// can continue a pass from it (patched passes then start at the patched block).
     unobs_full: Vec<Tensor>,
+    /// The unobserved prompt's keys and values at every block, for the same (patched passes
+    /// then recompute only the positions from the patched one on).
+    unobs_kv: Option<KvCache>,
 }
 
 #[derive(Debug, Default)]
@@ -519,16 +522,17 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             }
         }
         if self.model.supports_forward_from() {
-            // One hook per batch, so a batch can start at its block. The sort is stable, so each
-            // (hook, offset) cell still adds its pairs in the same order.
-            jobs.sort_by_key(|j| j.hook);
+            // One (hook, pair, offset) per batch, so a batch can start at its block after the
+            // pair's cached prefix. The sort is stable, so each (hook, offset) cell still adds
+            // its pairs in the same order.
+            jobs.sort_by_key(|j| (j.hook, j.pair, j.offset));
         }
         self.patch = PatchState {
             delta: vec![vec![0.0; offsets]; hooks.len()],
             control_delta: vec![vec![0.0; offsets]; hooks.len()],
             hooks,
             offsets,
-            pairs: pairs.into_iter().map(|(obs, unobs)| PatchPair { obs, unobs, values: Vec::new(), unobs_full: Vec::new() }).collect(),
+            pairs: pairs.into_iter().map(|(obs, unobs)| PatchPair { obs, unobs, values: Vec::new(), unobs_full: Vec::new(), unobs_kv: None }).collect(),
             cached: 0,
             jobs,
             next_job: 0,
@@ -571,14 +575,18 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             }
             self.patch.pairs[k].values = values;
             self.patch.pairs[k].unobs_full = unobs_full;
+            if self.model.supports_forward_from() {
+                self.patch.pairs[k].unobs_kv = Some(self.model.cache_sequence(&self.set.items[u].tokens)?);
+            }
             self.patch.cached += 1;
         } else {
             let start = self.patch.next_job;
             let fast = self.model.supports_forward_from();
             let mut end = (start + bs).min(self.patch.jobs.len());
             if fast {
-                let hook = self.patch.jobs[start].hook;
-                end = start + self.patch.jobs[start..end].iter().take_while(|j| j.hook == hook).count();
+                let first = &self.patch.jobs[start];
+                let key = (first.hook, first.pair, first.offset);
+                end = start + self.patch.jobs[start..end].iter().take_while(|j| (j.hook, j.pair, j.offset) == key).count();
             }
             let jobs = self.patch.jobs[start..end].to_vec();
             let mut seqs = Vec::with_capacity(jobs.len());
@@ -602,22 +610,27 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             }
             let logits: Vec<Vec<f32>> = match (fast, self.patch.hooks[jobs[0].hook]) {
                 (true, HookPoint::ResidPre(block)) => {
-                    // The blocks before the patched one see nothing of the patch: start there,
-                    // from the unobserved prompt's residual with the one position replaced.
-                    let d = self.d();
-                    let t = seqs.iter().map(Vec::len).max().unwrap_or(0);
-                    let mut flat = vec![0.0f32; jobs.len() * t * d];
-                    for (row, (job, iv)) in jobs.iter().zip(&ivs).enumerate() {
-                        let base: Vec<f32> = self.patch.pairs[job.pair].unobs_full[job.hook].flatten_all()?.to_vec1()?;
-                        flat[row * t * d..row * t * d + base.len()].copy_from_slice(&base);
-                        if let Intervention::Patch { position, value, .. } = iv {
-                            flat[(row * t + position) * d..(row * t + position + 1) * d].copy_from_slice(value);
+                    // Neither the blocks before the patched one nor the positions before the
+                    // patched one see the patch: start at that block, at that position, after
+                    // the unobserved prompt's cached keys and values.
+                    let (job0, d) = (&jobs[0], self.d());
+                    let pair = &self.patch.pairs[job0.pair];
+                    let len = self.set.items[pair.unobs].tokens.len();
+                    let (p, t) = (len - 1 - job0.offset, job0.offset + 1);
+                    let suffix: Vec<f32> = pair.unobs_full[job0.hook].narrow(0, p, t)?.flatten_all()?.to_vec1()?; // [t * D]
+                    let mut flat = Vec::with_capacity(jobs.len() * t * d);
+                    for iv in &ivs {
+                        let start = flat.len();
+                        flat.extend_from_slice(&suffix);
+                        if let Intervention::Patch { value, .. } = iv {
+                            flat[start..start + d].copy_from_slice(value); // position p comes first
                         }
                     }
-                    let resid = Tensor::from_vec(flat, (jobs.len(), t, d), &Device::Cpu)?; // [B, T, D]
-                    let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+                    let resid = Tensor::from_vec(flat, (jobs.len(), t, d), &Device::Cpu)?; // [B, t, D]
+                    let kv = pair.unobs_kv.as_ref().ok_or_else(|| ProbeError::Shape("patching cache missing".into()))?;
+                    let mut prefix = kv.prefix(p, jobs.len())?;
                     let opts = RunOptions { logits: LogitsAt::Last, ..RunOptions::default() };
-                    self.model.forward_from(&resid, &lengths, block, &opts)?.logits.to_vec2()?
+                    self.model.forward_from_cached(&resid, block, &mut prefix, &opts)?.logits.to_vec2()?
                 }
                 _ => {
                     let opts = RunOptions { interventions: ivs, logits: LogitsAt::Last, ..RunOptions::default() };
