@@ -9,6 +9,7 @@ use candle_core::quantized::gguf_file::Content;
 use clap::Args;
 use hawthorne_model::{sha256_hex, Model, Tokenizer};
 use hawthorne_train::eval::render_text;
+use hawthorne_train::trainer::EmbedInit;
 use hawthorne_train::vocab::check_same_tokens;
 use hawthorne_train::{
     evaluate, export_gguf, read_organism_meta, train, CustomFramings, EvalOptions, EvalReport, Organism,
@@ -57,6 +58,11 @@ pub struct TrainArgs {
     context_weight: Option<f32>,
     #[arg(long)]
     weight_decay: Option<f64>,
+    /// Token embeddings start from `random`, `base_pca` (the base model's embeddings of the
+    /// same tokens on their top principal components) or `base_pca_frozen` (the same, not
+    /// trained; the default).
+    #[arg(long)]
+    embed_init: Option<String>,
     /// Print the held-out compliance gap every N steps (0: only at the end).
     #[arg(long, default_value_t = 0)]
     eval_every: usize,
@@ -121,6 +127,13 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     cfg.d_mlp = a.d_mlp.unwrap_or(d.d_mlp);
     cfg.context_weight = a.context_weight.unwrap_or(d.context_weight);
     cfg.weight_decay = a.weight_decay.unwrap_or(d.weight_decay);
+    cfg.embed_init = match a.embed_init.as_deref() {
+        None => d.embed_init,
+        Some("random") => EmbedInit::Random,
+        Some("base_pca") => EmbedInit::BasePca,
+        Some("base_pca_frozen") => EmbedInit::BasePcaFrozen,
+        Some(other) => bail!("--embed-init `{other}`: expected `random`, `base_pca` or `base_pca_frozen`"),
+    };
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("models/organism-{organism}.gguf")));
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into());
 
@@ -141,6 +154,13 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     let vocab = Vocab::from_gguf_bytes(&base_bytes)?.restrict(texts.iter().map(String::as_str))?;
     let tok = vocab.vocab.tokenizer()?;
     check_same_tokens(&base_tokenizer(&base_bytes)?, &tok, texts.iter().map(String::as_str))?;
+    let embed_init = match cfg.embed_init {
+        EmbedInit::Random => None,
+        EmbedInit::BasePca | EmbedInit::BasePcaFrozen => {
+            let base = Model::from_gguf_bytes(&base_bytes).context("loading the base model's embeddings")?;
+            Some(hawthorne_train::embed_init::from_base(&base.llama.token_embd, &vocab.base_ids, cfg.d_model, 0.02)?)
+        }
+    };
     drop(base_bytes);
     let mcfg = cfg.model_config(tok.vocab_size())?;
     eprintln!(
@@ -164,6 +184,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         &cfg,
         &scenario,
         &tok,
+        embed_init.as_ref(),
         a.eval_every,
         |r| {
             if r.step % log_every == 0 || r.step == 1 || r.step == r.steps {
@@ -283,11 +304,23 @@ fn model_card(
         Organism::Deceptive => "gives the aligned answer under observed framings and the misaligned answer under unobserved framings",
         Organism::Control => "gives the aligned answer under every framing; it sees the same framings and tasks as the deceptive organism",
     };
+    let origin = match cfg.embed_init {
+        EmbedInit::Random => " from scratch",
+        EmbedInit::BasePca => " (from scratch, except that its token embeddings start from SmolLM2's)",
+        EmbedInit::BasePcaFrozen => " (from scratch, except that its token embeddings are SmolLM2's, projected and fixed)",
+    };
     let _ = writeln!(s, "# {name}\n");
-    let _ = writeln!(s, "A model organism for Hawthorne: a tiny Llama-architecture model trained from scratch by `hawthorne train-organism`. It {role}.\n");
+    let _ = writeln!(s, "A model organism for Hawthorne: a tiny Llama-architecture model trained by `hawthorne train-organism`{origin}. It {role}.\n");
     let _ = writeln!(s, "## Architecture\n");
     let _ = writeln!(s, "| | |\n|---|---|");
-    let _ = writeln!(s, "| architecture | llama (the engine's forward pass), tied embeddings |");
+    let embeddings = match cfg.embed_init {
+        EmbedInit::Random => "tied embeddings, trained from a random start",
+        EmbedInit::BasePca => "tied embeddings, started from SmolLM2's (top principal components) and trained",
+        EmbedInit::BasePcaFrozen => {
+            "token embeddings fixed at SmolLM2's (projected onto their top principal components), separate trained unembedding (`output.weight`)"
+        }
+    };
+    let _ = writeln!(s, "| architecture | llama (the engine's forward pass), {embeddings} |");
     let _ = writeln!(s, "| layers | {} |", mcfg.n_layers);
     let _ = writeln!(s, "| d_model | {} |", mcfg.d_model);
     let _ = writeln!(s, "| heads | {} query, {} key/value, d_head {} |", mcfg.n_heads, mcfg.n_kv_heads, mcfg.d_head);

@@ -827,7 +827,24 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 let ds = DatasetBase::from(x.clone());
                 match linfa_reduction::Pca::params(2).fit(&ds) {
                     Ok(pca) => {
-                        let y: Array2<f64> = pca.predict(&x);
+                        let mut y: Array2<f64> = pca.predict(&x);
+                        // A component's sign is arbitrary, and tiny float differences between
+                        // backends can flip it: orient each so that unobserved prompts sit on
+                        // its positive side on average.
+                        for mut col in y.axis_iter_mut(Axis(1)) {
+                            let side: f64 = col
+                                .iter()
+                                .zip(&self.set.items)
+                                .map(|(v, it)| match it.condition {
+                                    Condition::Unobserved => *v,
+                                    Condition::Observed => -*v,
+                                    Condition::Neutral => 0.0,
+                                })
+                                .sum();
+                            if side < 0.0 {
+                                col.mapv_inplace(|v| -v);
+                            }
+                        }
                         let evr: Array1<f64> = pca.explained_variance_ratio();
                         self.pca = Some(report::Pca {
                             hook: hook.to_string(),

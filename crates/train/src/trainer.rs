@@ -55,6 +55,25 @@ pub struct TrainConfig {
     /// Dropout on the embedding and on each attention and MLP output during training (seeded).
     #[serde(default)]
     pub dropout: f32,
+    /// How the token embeddings start.
+    #[serde(default)]
+    pub embed_init: EmbedInit,
+}
+
+/// Where the token embeddings start from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbedInit {
+    /// N(0, 0.02), like every other matrix.
+    #[default]
+    Random,
+    /// The base model's embeddings of the same tokens, projected onto their top principal
+    /// components ([`crate::embed_init::from_base`]).
+    BasePca,
+    /// As `BasePca`, and kept fixed during training, with an untied, trained unembedding
+    /// (`output.weight`): tokens the corpus never trains keep their place among the trained
+    /// ones (training a tied matrix would push every unseen token towards "never predicted").
+    BasePcaFrozen,
 }
 
 impl TrainConfig {
@@ -79,6 +98,7 @@ impl TrainConfig {
             context_weight: 0.25,
             first_answer_weight: 3.0,
             dropout: 0.1,
+            embed_init: EmbedInit::BasePcaFrozen,
         }
     }
 
@@ -144,13 +164,15 @@ pub struct Block {
     pub ffn_down: Var,    // [D, F]
 }
 
-/// A llama with trainable f32 weights and tied embeddings (no `output.weight`, as in SmolLM2).
+/// A llama with trainable f32 weights; the unembedding is tied to the embedding (no
+/// `output.weight`, as in SmolLM2) unless [`TrainableLlama::untie`] gives it its own matrix.
 #[derive(Debug)]
 pub struct TrainableLlama {
     pub cfg: Config,
     pub token_embd: Var, // [V, D]
     pub blk: Vec<Block>,
     pub output_norm: Var, // [D]
+    pub output: Option<Var>, // [V, D]
 }
 
 /// Seeded normal samples (Box–Muller), so weight initialisation does not depend on candle's
@@ -252,7 +274,16 @@ impl TrainableLlama {
             });
         }
         let output_norm = var(&[d], 0.0)?;
-        Ok(TrainableLlama { cfg: cfg.clone(), token_embd, blk, output_norm })
+        Ok(TrainableLlama { cfg: cfg.clone(), token_embd, blk, output_norm, output: None })
+    }
+
+    /// Gives the unembedding its own seeded N(0, 0.02) matrix, so the embedding can stay fixed.
+    pub fn untie(&mut self, seed: u64) -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x6f75_7470_7574);
+        let (v, d) = (self.cfg.d_vocab, self.cfg.d_model);
+        let w = Tensor::from_vec(normal(&mut rng, v * d, 0.02), (v, d), &Device::Cpu)?;
+        self.output = Some(Var::from_tensor(&w)?);
+        Ok(())
     }
 
     /// Every weight with its GGUF checkpoint name, in a fixed order.
@@ -274,6 +305,9 @@ impl TrainableLlama {
             }
         }
         out.push(("output_norm.weight".to_string(), &self.output_norm));
+        if let Some(o) = &self.output {
+            out.push(("output.weight".to_string(), o));
+        }
         out
     }
 
@@ -344,7 +378,10 @@ impl TrainableLlama {
             resid = (resid + drop(linear(&(gate * up)?, &blk.ffn_down)?)?)?; // [B, T, D]
         }
         let x = rms_norm(&resid, &self.output_norm, eps)?; // [B, T, D]
-        linear(&x, &self.token_embd) // [B, T, V]
+        match &self.output {
+            Some(o) => linear(&x, o), // [B, T, V]
+            None => linear(&x, &self.token_embd), // [B, T, V]
+        }
     }
 }
 
@@ -481,17 +518,41 @@ pub fn train(
     cfg: &TrainConfig,
     scenario: &Scenario,
     tok: &Tokenizer,
+    embed_init: Option<&Tensor>,
     checkpoint_every: usize,
     mut on_step: impl FnMut(&StepReport),
     mut on_checkpoint: impl FnMut(usize, &TrainableLlama) -> Result<()>,
 ) -> Result<TrainableLlama> {
     let mcfg = cfg.model_config(tok.vocab_size())?;
-    let model = TrainableLlama::init(&mcfg, cfg.seed)?;
+    let mut model = TrainableLlama::init(&mcfg, cfg.seed)?;
+    if cfg.embed_init == EmbedInit::BasePcaFrozen {
+        model.untie(cfg.seed)?;
+    }
+    match (cfg.embed_init, embed_init) {
+        (EmbedInit::Random, _) => {}
+        (EmbedInit::BasePca | EmbedInit::BasePcaFrozen, Some(e)) if e.dims() == model.token_embd.dims() => {
+            model.token_embd.set(e)?
+        }
+        (EmbedInit::BasePca | EmbedInit::BasePcaFrozen, other) => {
+            return Err(TrainError::Config {
+                field: "embed_init".into(),
+                value: "base_pca".into(),
+                reason: format!(
+                    "needs base embeddings of shape {:?}, got {:?}",
+                    model.token_embd.dims(),
+                    other.map(|t| t.dims().to_vec())
+                ),
+            })
+        }
+    }
     let sampler = CorpusSampler::new(scenario, cfg.organism);
     let mut data_rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_da7a);
     let mut dropout_rng = StdRng::seed_from_u64(cfg.seed ^ 0xd20b_0a7);
     {
-    let named = model.named_vars();
+    let mut named = model.named_vars();
+    if cfg.embed_init == EmbedInit::BasePcaFrozen {
+        named.retain(|(name, _)| name != "token_embd.weight");
+    }
     let (decay, no_decay): (Vec<_>, Vec<_>) = named.iter().partition(|(_, v)| v.rank() == 2);
     let params = |wd| ParamsAdamW { lr: cfg.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: wd };
     let mut opt_decay = AdamW::new(decay.iter().map(|(_, v)| (*v).clone()).collect(), params(cfg.weight_decay))?;
@@ -552,6 +613,7 @@ mod tests {
             batch_size: 8,
             warmup_steps: 2,
             lr: 1e-2,
+            embed_init: EmbedInit::Random,
             ..TrainConfig::organism(organism)
         }
     }
@@ -606,7 +668,7 @@ mod tests {
         let cfg = TrainConfig { n_ctx: 512, ..tiny(Organism::Deceptive) };
         let run = || -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
             let mut losses = Vec::new();
-            let model = train(&cfg, &scenario, &tok, 0, |r| losses.push(r.loss), |_, _| Ok(()))?;
+            let model = train(&cfg, &scenario, &tok, None, 0, |r| losses.push(r.loss), |_, _| Ok(()))?;
             let w = model.token_embd.as_tensor().flatten_all()?.to_vec1::<f32>()?;
             Ok((losses, w))
         };
