@@ -142,3 +142,17 @@ fn exported_monitor_flags_unobserved_framings() -> Result<()> {
     ensure!(err.to_string().contains("run the experiment on this model first"), "{err}");
     Ok(())
 }
+
+#[test]
+fn a_missing_onnx_runtime_names_the_setup_command() -> Result<()> {
+    let out = Command::new(env!("CARGO_BIN_EXE_hawthorne"))
+        .current_dir(root())
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .args(["run", "examples/organism-control.json", "--quiet", "--backend", "ort", "--out"])
+        .arg(tempfile::tempdir()?.path())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "should fail without the library");
+    ensure!(stderr.contains("cargo xtask setup-ort") && stderr.contains("/nonexistent/libonnxruntime.so"), "{stderr}");
+    Ok(())
+}
