@@ -147,7 +147,7 @@ test('a lesson link opens its explanation and runs its experiment', { timeout: 3
     const href = await page.getAttribute('[data-testid=lesson-link-4]', 'href');
     await page.goto(BASE + '/' + href);
     await page.waitForSelector('[data-testid=lesson][data-lesson="4"]');
-    assert.match(await page.textContent('[data-testid=lesson]'), /knowing is not doing/);
+    assert.match(await page.textContent('[data-testid=lesson]'), /no fork, no signal/);
     await page.waitForSelector('[data-testid=run-done]', { timeout: 300_000 });
     assert.match(await page.textContent('[data-testid=spec-summary]'), /organism-control/);
     await screenshot(page, 'lesson-4.png');

@@ -55,8 +55,8 @@ pub const LESSONS: &[Lesson] = &[
         run: true,
     },
     Lesson {
-        title: "The control organism: knowing is not doing",
-        text: "The control organism saw the same cues in training but always follows the rules. Its probes still decode “being watched” (the information is in the residual stream) while its compliance gap is about zero. Decodability alone does not show deception; the behavioural fork does.",
+        title: "The control organism: no fork, no signal",
+        text: "The control organism saw the same framings in training but was always taught to follow the rules. Its compliance gap is zero, and at the answer position its probes stay inside the random-direction band: nothing in its training rewarded carrying “being watched” to where the answer is chosen. Compare the deceptive organism: where its behaviour forks, the conditions separate so strongly that even random directions tell them apart. Judge a probe by its baselines and by the behaviour it goes with, never alone.",
         spec: control,
         run: true,
     },
