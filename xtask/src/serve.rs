@@ -39,6 +39,8 @@ fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
         Err(_) => (root.join("dist"), rel.to_path_buf()),
     };
     let file = if rel.as_os_str().is_empty() { base.join("index.html") } else { base.join(rel) };
+    // A directory serves its index.html (e.g. /ort-bench/).
+    let file = if file.is_dir() { file.join("index.html") } else { file };
     file.is_file().then_some(file)
 }
 
@@ -85,5 +87,11 @@ mod tests {
         assert!(resolve(&root, "/../Cargo.toml").is_none());
         assert!(resolve(&root, "/models/../Cargo.toml").is_none());
         assert_eq!(content_type(Path::new("a/b.wasm")), "application/wasm");
+        let dir = std::env::temp_dir().join(format!("hawthorne-serve-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("dist/sub")).expect("temp dir");
+        std::fs::write(dir.join("dist/sub/index.html"), "x").expect("write");
+        assert_eq!(resolve(&dir, "/sub/"), Some(dir.join("dist/sub/index.html")));
+        assert_eq!(resolve(&dir, "/sub/?a=b"), Some(dir.join("dist/sub/index.html")));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
