@@ -44,6 +44,9 @@ impl Engine {
     pub fn info(model: &Model, url: &str, bytes: u64, load_ms: f64) -> ModelInfo {
         let l = &model.llama;
         let mut n_params = l.token_embd.elem_count() + l.output_norm.elem_count();
+        if l.output.id() != l.token_embd.id() {
+            n_params += l.output.elem_count(); // an untied unembedding
+        }
         for b in &l.blk {
             for t in [
                 &b.attn_norm, &b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_norm,
