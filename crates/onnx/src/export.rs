@@ -86,7 +86,8 @@ pub fn export(model: &Model, opts: &ExportOptions) -> Result<Vec<u8>> {
 
     // Shared pieces: T, RoPE tables for positions 0..T, the additive attention mask.
     let t_len = g.node("Shape", &["input_ids"], vec![attr_int("start", 1), attr_int("end", 2)]); // [1]
-    let (cos_table, sin_table) = rope_tables(cfg);
+    // `[n_ctx, E/2, 1]`: the engine's own tables, so exported and native logits agree to rounding.
+    let (cos_table, sin_table) = hawthorne_model::model::rope_angles(cfg, 0, cfg.n_ctx);
     let cos_full = g.init_f32("rope.cos", &[cfg.n_ctx as i64, e / 2, 1], &cos_table);
     let sin_full = g.init_f32("rope.sin", &[cfg.n_ctx as i64, e / 2, 1], &sin_table);
     let zero_1d = g.init_i64("const.zero_1d", &[1], &[0]);
@@ -267,24 +268,6 @@ fn check_expressible(cfg: &Config) -> Result<()> {
         return bad(format!("a context of {} tokens × d_head {} makes RoPE tables too large", cfg.n_ctx, cfg.d_head));
     }
     Ok(())
-}
-
-/// RoPE angle tables `[n_ctx, E/2, 1]`, computed exactly as the engine computes them (f64
-/// angles stored as f32), so that exported and native logits agree to rounding.
-fn rope_tables(cfg: &Config) -> (Vec<f32>, Vec<f32>) {
-    let half = cfg.d_head / 2;
-    let theta = f64::from(cfg.rope_theta);
-    let mut cos = Vec::with_capacity(cfg.n_ctx * half);
-    let mut sin = Vec::with_capacity(cfg.n_ctx * half);
-    for pos in 0..cfg.n_ctx {
-        for j in 0..half {
-            let inv_freq = 1.0 / theta.powf((2 * j) as f64 / cfg.d_head as f64);
-            let angle = pos as f64 * inv_freq;
-            cos.push(angle.cos() as f32);
-            sin.push(angle.sin() as f32);
-        }
-    }
-    (cos, sin)
 }
 
 /// Nodes and initializers being collected, with generated names for intermediate values.
