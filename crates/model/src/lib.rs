@@ -18,7 +18,7 @@ pub use error::{ModelError, Result};
 pub use generate::{GenerateOptions, Generation, Generator, Sampling, StopReason};
 pub use gguf::Config;
 pub use hook::{ActivationCache, HookPoint, Intervention, NamesFilter, Positions};
-pub use model::{ForwardOutput, KvCache, Llama, LogitsAt, RunOptions};
+pub use model::{FinalBlock, ForwardOutput, KvCache, Llama, LogitsAt, RunOptions};
 pub use tokenizer::{Message, Tokenizer};
 
 /// The engine version recorded in reports.

@@ -80,6 +80,27 @@ pub enum LogitsAt {
     All,
 }
 
+/// Which positions the final block computes after its keys and values.
+///
+/// With [`LogitsAt::Last`] only each sequence's last real position reaches the logits, and the
+/// final block is the last place where other positions matter: as keys and values. Its queries,
+/// attention output, MLP and the final norm can then run on one position per sequence, which
+/// removes most of that block's work (and all of it after the K/V projections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FinalBlock {
+    /// Only the last position when nothing needs the others: logits at [`LogitsAt::Last`], and
+    /// no hook of the final block after `hook_resid_pre`, nor `ln_final.hook_normalized`, is
+    /// cached or intervened at. Otherwise every position.
+    #[default]
+    Auto,
+    /// Every position.
+    All,
+    /// Only each sequence's last real position, even when final-block hooks are cached: they
+    /// then hold one position per sequence (`[B, 1, D]`, patterns `[B, H, 1, S]`). Needs
+    /// [`LogitsAt::Last`]; interventions at those hooks are refused.
+    LastOnly,
+}
+
 /// What to record and change during a forward pass.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -88,6 +109,33 @@ pub struct RunOptions {
     /// Changes applied at hook points as the pass goes by (after which the hook is recorded).
     pub interventions: Vec<Intervention>,
     pub logits: LogitsAt,
+    pub final_block: FinalBlock,
+}
+
+impl RunOptions {
+    /// Whether the final block (`n_layers - 1`) runs only each sequence's last position.
+    fn trims_final_block(&self, n_layers: usize) -> Result<bool> {
+        let last = n_layers - 1;
+        let trimmed = |h: &HookPoint| *h == HookPoint::LnFinal || (h.layer() == Some(last) && *h != HookPoint::ResidPre(last));
+        let intervened = self.interventions.iter().any(|iv| trimmed(&iv.hook()));
+        match (self.final_block, self.logits) {
+            (FinalBlock::All, _) | (FinalBlock::Auto, LogitsAt::All) => Ok(false),
+            (FinalBlock::LastOnly, LogitsAt::All) => Err(ModelError::Intervention {
+                hook: format!("blocks.{last}"),
+                reason: "FinalBlock::LastOnly needs LogitsAt::Last".into(),
+            }),
+            (FinalBlock::LastOnly, LogitsAt::Last) => match self.interventions.iter().find(|iv| trimmed(&iv.hook())) {
+                Some(iv) => Err(ModelError::Intervention {
+                    hook: iv.hook().to_string(),
+                    reason: "FinalBlock::LastOnly computes this hook at the last position only".into(),
+                }),
+                None => Ok(true),
+            },
+            (FinalBlock::Auto, LogitsAt::Last) => {
+                Ok(!intervened && !HookPoint::all(n_layers).iter().any(|h| trimmed(h) && self.cache.matches(h)))
+            }
+        }
+    }
 }
 
 /// Result of a forward pass.
@@ -194,6 +242,36 @@ impl Llama {
         opts: &RunOptions,
         kv: Option<&mut KvCache>,
     ) -> Result<ForwardOutput> {
+        self.forward_inner(seqs, opts, kv, false)
+    }
+
+    /// Runs sequences that all begin with one shared prefix, given as their `suffixes` (of
+    /// possibly different lengths, right-padded) after `prefix`, the keys and values of that
+    /// prefix as one row (from a forward pass with a [`KvCache`]).
+    ///
+    /// The prefix runs once instead of once per row. Logits and cached hooks cover the suffix
+    /// positions only; positions inside them count from the end of the prefix. The cache is not
+    /// extended (padded rows would put padding into it).
+    pub fn forward_after_prefix(&self, prefix: &KvCache, suffixes: &[Vec<u32>], opts: &RunOptions) -> Result<ForwardOutput> {
+        if prefix.layers.len() != self.cfg.n_layers || prefix.layers[0].0.dims()[0] != 1 {
+            return Err(ModelError::KvCacheMismatch(format!(
+                "a shared prefix needs one row of keys and values for each of {} blocks; got {} blocks × {} rows",
+                self.cfg.n_layers,
+                prefix.layers.len(),
+                prefix.layers.first().map_or(0, |(k, _)| k.dims()[0])
+            )));
+        }
+        let mut kv = prefix.prefix(prefix.len(), suffixes.len().max(1))?;
+        self.forward_inner(suffixes, opts, Some(&mut kv), true)
+    }
+
+    fn forward_inner(
+        &self,
+        seqs: &[Vec<u32>],
+        opts: &RunOptions,
+        kv: Option<&mut KvCache>,
+        ragged_after_cache: bool,
+    ) -> Result<ForwardOutput> {
         let cfg = &self.cfg;
         let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
         let (b, t) = (seqs.len(), lengths.iter().copied().max().unwrap_or(0));
@@ -215,7 +293,7 @@ impl Llama {
             return Err(ModelError::ContextOverflow { tokens: start_pos + t, context: cfg.n_ctx });
         }
         let padded = start_pos > 0 || lengths.iter().any(|&l| l != t);
-        if start_pos > 0 && lengths.iter().any(|&l| l != t) {
+        if start_pos > 0 && !ragged_after_cache && lengths.iter().any(|&l| l != t) {
             return Err(ModelError::KvCacheMismatch(
                 "sequences continuing a KV cache must all have the same length".into(),
             ));
@@ -241,13 +319,15 @@ impl Llama {
         };
         let (cos, sin) = rope_tables(cfg, start_pos, t, dev)?; // [T, E/2] each
 
+        let trim = opts.trims_final_block(cfg.n_layers)?;
         let mut ctx = HookCtx { opts, cache: ActivationCache::default(), start_pos };
         let mut kv = kv;
         let embed = self.token_embd.embedding(&tokens.flatten_all()?)?.reshape((b, t, cfg.d_model))?; // [B, T, D]
         let mut resid = ctx.hook(HookPoint::Embed, embed)?; // [B, T, D]
         for (i, blk) in self.blk.iter().enumerate() {
             let past = kv.as_deref_mut().map(|c| (c, i));
-            resid = self.block(i, blk, resid, &cos, &sin, mask.as_ref(), past, &mut ctx)?;
+            let last_only = (trim && i + 1 == cfg.n_layers).then_some(lengths.as_slice());
+            resid = self.block(i, blk, resid, &cos, &sin, mask.as_ref(), past, last_only, &mut ctx)?;
         }
         self.unembed(resid, lengths, ctx)
     }
@@ -331,6 +411,7 @@ impl Llama {
             }
         }
         opts.cache.resolve(cfg.n_layers)?;
+        let trim = opts.trims_final_block(cfg.n_layers)?;
         let dev = self.device();
         let mask = match start_pos > 0 || lengths.iter().any(|&l| l != t) || t > 1 {
             true => Some(attention_mask(lengths, t, start_pos, dev)?), // [B, 1, T, S]
@@ -341,7 +422,8 @@ impl Llama {
         let mut resid = resid.clone(); // [B, T, D]
         for (i, blk) in self.blk.iter().enumerate().skip(first_block) {
             let past = kv.as_deref_mut().map(|c| (c, i));
-            resid = self.block(i, blk, resid, &cos, &sin, mask.as_ref(), past, &mut ctx)?;
+            let last_only = (trim && i + 1 == cfg.n_layers).then_some(lengths);
+            resid = self.block(i, blk, resid, &cos, &sin, mask.as_ref(), past, last_only, &mut ctx)?;
         }
         self.unembed(resid, lengths.to_vec(), ctx)
     }
@@ -354,6 +436,8 @@ impl Llama {
         let normalized = ctx.hook(HookPoint::LnFinal, normalized)?;
         let logits = match opts.logits {
             LogitsAt::All => linear(&normalized, &self.output)?, // [B, T, V]
+            // The final block already kept only each sequence's last position.
+            LogitsAt::Last if normalized.dims()[1] == 1 => linear(&normalized.squeeze(1)?, &self.output)?, // [B, V]
             LogitsAt::Last => {
                 let last: Vec<Tensor> = lengths
                     .iter()
@@ -376,6 +460,7 @@ impl Llama {
         sin: &Tensor,
         mask: Option<&Tensor>,
         past: Option<(&mut KvCache, usize)>,
+        last_only: Option<&[usize]>,
         ctx: &mut HookCtx<'_>,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
@@ -404,10 +489,21 @@ impl Llama {
             }
             None => (k_new, v_new),
         };
+        // In a trimmed final block only each sequence's last query goes on (see `FinalBlock`).
+        let (q, resid_pre, mask, t) = match last_only {
+            Some(lengths) => {
+                let q = last_positions(&q, 2, lengths)?; // [B, H, 1, E]
+                let resid_pre = last_positions(&resid_pre, 1, lengths)?; // [B, 1, D]
+                let s_len = keys.dims()[2];
+                let mask = last_query_mask(lengths, s_len - t, s_len, q.device())?; // [B, 1, 1, S]
+                (q, resid_pre, Some(mask), 1)
+            }
+            None => (q, resid_pre, mask.cloned(), t),
+        };
         let keys = repeat_kv(&keys, h / k)?.contiguous()?; // [B, H, S, E]
         let values = repeat_kv(&values, h / k)?.contiguous()?; // [B, H, S, E]
         let scores = (q.matmul(&keys.t()?)? / (e as f64).sqrt())?; // [B, H, T, S]
-        let scores = match mask {
+        let scores = match &mask {
             Some(m) => scores.broadcast_add(m)?,
             None => scores,
         };
@@ -463,6 +559,26 @@ fn rope_tables(cfg: &Config, start: usize, len: usize, dev: &Device) -> Result<(
         Tensor::from_vec(cos, (len, half), dev)?,
         Tensor::from_vec(sin, (len, half), dev)?,
     ))
+}
+
+/// Row `lengths[r] - 1` of `x` along `dim` for each batch row `r`: `[B, .., T, ..]` → `[B, .., 1, ..]`.
+fn last_positions(x: &Tensor, dim: usize, lengths: &[usize]) -> Result<Tensor> {
+    let rows = lengths
+        .iter()
+        .enumerate()
+        .map(|(r, &len)| x.narrow(0, r, 1)?.narrow(dim, len - 1, 1))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&rows, 0)?.contiguous()?)
+}
+
+/// Additive mask `[B, 1, 1, S]` for each sequence's last query alone: keys up to and including
+/// it are visible, padding after it is not.
+fn last_query_mask(lengths: &[usize], start_pos: usize, s_len: usize, dev: &Device) -> Result<Tensor> {
+    let mut m = Vec::with_capacity(lengths.len() * s_len);
+    for &len in lengths {
+        m.extend((0..s_len).map(|s| if s < start_pos + len { 0.0f32 } else { f32::NEG_INFINITY }));
+    }
+    Ok(Tensor::from_vec(m, (lengths.len(), 1, 1, s_len), dev)?)
 }
 
 /// Additive mask `[B, 1, T, S]`: 0 where query `t` may attend to key `s`, −∞ where the key is

@@ -12,7 +12,7 @@ use anyhow::{ensure, Context, Result};
 use candle_core::{IndexOp, Tensor};
 use hawthorne_model::testing::tiny_random_gguf;
 use hawthorne_model::{
-    ForwardOutput, GenerateOptions, Generator, HookPoint, Intervention, KvCache, LogitsAt, Model,
+    FinalBlock, ForwardOutput, GenerateOptions, Generator, HookPoint, Intervention, KvCache, LogitsAt, Model,
     ModelError, NamesFilter, Positions, RunOptions, Sampling,
 };
 
@@ -547,5 +547,88 @@ fn forward_from_a_cached_prefix_equals_the_full_patched_pass() -> Result<()> {
         }
     }
     ensure!(kv.prefix(len + 1, 1).is_err(), "a prefix longer than the cache is refused");
+    Ok(())
+}
+
+#[test]
+fn a_final_block_run_at_the_last_position_only_gives_the_same_logits_and_hooks() -> Result<()> {
+    let m = model();
+    let n_layers = m.config().n_layers;
+    let last = n_layers - 1;
+    let seqs = vec![tokens(9, 1), tokens(5, 2), tokens(7, 3), tokens(1, 4)];
+    let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+    let full = run(&seqs, &RunOptions { cache: every_hook(), logits: LogitsAt::Last, final_block: FinalBlock::All, ..RunOptions::default() })?;
+    // Auto trims when nothing looks at the final block's other positions.
+    let auto = run(&seqs, &RunOptions { logits: LogitsAt::Last, ..RunOptions::default() })?;
+    let diff = max_abs_diff(&full.logits, &auto.logits)?;
+    ensure!(diff <= TOL, "trimmed logits differ by {diff}");
+    // LastOnly records the final block's hooks at each row's last position.
+    let only = run(&seqs, &RunOptions { cache: every_hook(), logits: LogitsAt::Last, final_block: FinalBlock::LastOnly, ..RunOptions::default() })?;
+    ensure!(max_abs_diff(&full.logits, &only.logits)? <= TOL, "LastOnly logits differ");
+    for h in [HookPoint::AttnPattern(last), HookPoint::AttnOut(last), HookPoint::ResidMid(last), HookPoint::MlpOut(last), HookPoint::ResidPost(last), HookPoint::LnFinal] {
+        let (a, b) = (hook(&full, h)?, hook(&only, h)?);
+        for (r, &len) in lengths.iter().enumerate() {
+            let want = match h {
+                HookPoint::AttnPattern(_) => a.get(r)?.narrow(1, len - 1, 1)?, // [H, 1, S]
+                _ => a.get(r)?.narrow(0, len - 1, 1)?,                        // [1, D]
+            };
+            let diff = max_abs_diff(&want, &b.get(r)?)?;
+            ensure!(diff <= TOL, "{h}, row {r}: last position differs by {diff}");
+        }
+    }
+    // Hooks before the trimmed part are whole.
+    for h in [HookPoint::ResidPre(last), HookPoint::ResidPost(0)] {
+        ensure!(max_abs_diff(hook(&full, h)?, hook(&only, h)?)? == 0.0, "{h} changed");
+    }
+    // A cached final-block hook or an intervention there keeps every position under Auto.
+    let cached = run(&seqs, &RunOptions { cache: NamesFilter::hooks(vec![HookPoint::MlpOut(last)]), logits: LogitsAt::Last, ..RunOptions::default() })?;
+    ensure!(hook(&cached, HookPoint::MlpOut(last))?.dims()[1] == 9, "Auto trimmed a cached hook");
+    // With a KV cache, the trimmed pass still stores every position's keys and values.
+    let (mut kv_a, mut kv_b) = (KvCache::default(), KvCache::default());
+    let prompt = vec![tokens(6, 5)];
+    let next = vec![tokens(1, 6)];
+    m.llama.forward(&prompt, &RunOptions { final_block: FinalBlock::All, ..RunOptions::default() }, Some(&mut kv_a))?;
+    m.llama.forward(&prompt, &RunOptions::default(), Some(&mut kv_b))?;
+    let a = m.llama.forward(&next, &RunOptions { final_block: FinalBlock::All, ..RunOptions::default() }, Some(&mut kv_a))?;
+    let b = m.llama.forward(&next, &RunOptions::default(), Some(&mut kv_b))?;
+    ensure!(max_abs_diff(&a.logits, &b.logits)? <= TOL, "decoding after a trimmed prefill differs");
+    // What cannot be trimmed is refused by name.
+    let err = m.llama.forward(&seqs, &RunOptions { logits: LogitsAt::All, final_block: FinalBlock::LastOnly, ..RunOptions::default() }, None);
+    ensure!(matches!(err, Err(ModelError::Intervention { .. })), "{err:?}");
+    let iv = Intervention::Add { hook: HookPoint::ResidMid(last), positions: Positions::All, vector: vec![0.0; m.config().d_model] };
+    let err = m.llama.forward(&seqs, &RunOptions { interventions: vec![iv], final_block: FinalBlock::LastOnly, ..RunOptions::default() }, None);
+    ensure!(matches!(err, Err(ModelError::Intervention { .. })), "{err:?}");
+    Ok(())
+}
+
+#[test]
+fn a_shared_prefix_run_once_equals_running_each_whole_sequence() -> Result<()> {
+    let m = model();
+    let n_layers = m.config().n_layers;
+    let prefix = tokens(6, 9);
+    let suffixes = vec![tokens(4, 1), tokens(1, 2), tokens(7, 3)];
+    let whole: Vec<Vec<u32>> = suffixes.iter().map(|s| [prefix.clone(), s.clone()].concat()).collect();
+    let cache = NamesFilter::hooks((0..n_layers).map(HookPoint::ResidPost).collect::<Vec<_>>());
+    let full = run(&whole, &RunOptions { cache: cache.clone(), final_block: FinalBlock::All, ..RunOptions::default() })?;
+    let mut kv = KvCache::default();
+    m.llama.forward(std::slice::from_ref(&prefix), &RunOptions::default(), Some(&mut kv))?;
+    for final_block in [FinalBlock::All, FinalBlock::LastOnly] {
+        let out = m.llama.forward_after_prefix(&kv, &suffixes, &RunOptions { cache: cache.clone(), final_block, ..RunOptions::default() })?;
+        let diff = max_abs_diff(&full.logits, &out.logits)?;
+        ensure!(diff <= TOL, "{final_block:?}: logits differ by {diff}");
+        for l in 0..n_layers {
+            let (a, b) = (hook(&full, HookPoint::ResidPost(l))?, hook(&out, HookPoint::ResidPost(l))?);
+            for (r, s) in suffixes.iter().enumerate() {
+                let trimmed = final_block == FinalBlock::LastOnly && l == n_layers - 1;
+                let (from, n, at) = if trimmed { (prefix.len() + s.len() - 1, 1, 0) } else { (prefix.len(), s.len(), 0) };
+                let diff = max_abs_diff(&a.get(r)?.narrow(0, from, n)?, &b.get(r)?.narrow(0, at, n)?)?;
+                ensure!(diff <= TOL, "{final_block:?}, layer {l}, row {r}: differs by {diff}");
+            }
+        }
+    }
+    ensure!(kv.len() == prefix.len(), "the prefix cache is left as it was");
+    let two_rows = kv.prefix(kv.len(), 2)?;
+    let err = m.llama.forward_after_prefix(&two_rows, &suffixes, &RunOptions::default());
+    ensure!(matches!(err, Err(ModelError::KvCacheMismatch(_))), "{err:?}");
     Ok(())
 }

@@ -76,6 +76,7 @@ fn forward_matches_numpy_float64_reference() -> anyhow::Result<()> {
         cache: NamesFilter::parse("blocks.*.hook_resid_post")?,
         interventions: Vec::new(),
         logits: LogitsAt::All,
+        ..RunOptions::default()
     };
     let out = model.llama.forward(std::slice::from_ref(&meta.tokens), &opts, None)?;
 

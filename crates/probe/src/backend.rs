@@ -49,6 +49,12 @@ pub trait LanguageModel {
     fn cache_sequence(&self, _tokens: &[u32]) -> Result<KvCache, ModelError> {
         Err(ModelError::Unsupported("caching keys and values".into()))
     }
+    /// Runs sequences that all start with `prefix`, given as their `suffixes`: the prefix runs
+    /// once for the whole batch. Logits and cached hooks cover the suffix positions only; only
+    /// when `supports_forward_from` (see `Llama::forward_after_prefix`).
+    fn forward_after_prefix(&self, _prefix: &[u32], _suffixes: &[Vec<u32>], _opts: &RunOptions) -> Result<ForwardOutput, ModelError> {
+        Err(ModelError::Unsupported("running a batch after a shared prefix".into()))
+    }
     /// [`LanguageModel::forward_from`] for unpadded rows after a cached prefix (see
     /// `Llama::forward_from_cached`).
     fn forward_from_cached(
@@ -126,6 +132,11 @@ impl LanguageModel for Model {
         opts: &RunOptions,
     ) -> Result<ForwardOutput, ModelError> {
         self.llama.forward_from_cached(resid, first_block, kv, opts)
+    }
+
+    fn forward_after_prefix(&self, prefix: &[u32], suffixes: &[Vec<u32>], opts: &RunOptions) -> Result<ForwardOutput, ModelError> {
+        let kv = self.cache_sequence(prefix)?;
+        self.llama.forward_after_prefix(&kv, suffixes, opts)
     }
 }
 

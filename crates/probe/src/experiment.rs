@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 use hawthorne_model::model::log_softmax;
-use hawthorne_model::{GenerateOptions, HookPoint, Intervention, KvCache, LogitsAt, NamesFilter, Positions, RunOptions, ENGINE_VERSION};
+use hawthorne_model::{FinalBlock, GenerateOptions, HookPoint, Intervention, KvCache, LogitsAt, NamesFilter, Positions, RunOptions, ENGINE_VERSION};
 use linfa::prelude::*;
 use ndarray::{Array1, Array2, Axis};
 use rand::rngs::StdRng;
@@ -143,6 +143,9 @@ pub struct Experiment<'m, M: LanguageModel + ?Sized> {
     folds: Vec<Fold>,
     stage: Stage,
     cursor: usize,
+    /// Item ranges `[start, end)` recorded one per collect step: runs of prompts with the same
+    /// framing (so they share a prefix), at most `limits.batch_size` long.
+    collect_batches: Vec<(usize, usize)>,
     /// Per probe hook: readout activations, `[n_items * d]`.
     acts: Vec<Vec<f32>>,
     /// Per layer: `hook_resid_post` at the readout, `[n_items * d]`.
@@ -160,6 +163,30 @@ pub struct Experiment<'m, M: LanguageModel + ?Sized> {
     notes: Vec<String>,
     /// Per probe hook: (mass-mean, logistic) unit directions in raw units, from the first fold.
     directions: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+/// Consecutive runs of prompts with the same framing, cut to at most `batch_size` prompts.
+fn framing_batches(set: &ContrastSet, batch_size: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=set.items.len() {
+        if i == set.items.len() || i - start == batch_size || set.items[i].framing != set.items[start].framing {
+            out.push((start, i));
+            start = i;
+        }
+    }
+    out
+}
+
+/// How many leading tokens every prompt of a batch shares, up to the first task token (so
+/// task spans and readouts stay in the per-prompt part); 0 for a single prompt.
+fn shared_prefix_len(items: &[crate::contrast::PromptItem]) -> usize {
+    let Some(first) = items.first() else { return 0 };
+    if items.len() < 2 {
+        return 0;
+    }
+    let cap = items.iter().map(|i| i.task_span.0.min(i.tokens.len() - 1)).min().unwrap_or(0);
+    (0..cap).take_while(|&p| items.iter().all(|i| i.tokens[p] == first.tokens[p])).count()
 }
 
 fn dev() -> Device {
@@ -196,6 +223,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             return Err(ProbeError::TooLarge { needed_mb, limit_mb: spec.limits.max_memory_mb });
         }
         let n_items = set.items.len();
+        let collect_batches = framing_batches(&set, spec.limits.batch_size);
         Ok(Experiment {
             model,
             spec: spec.clone(),
@@ -206,6 +234,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             folds,
             stage: Stage::Collect,
             cursor: 0,
+            collect_batches,
             scores: Vec::with_capacity(n_items),
             probes: Vec::new(),
             lens: Vec::new(),
@@ -240,10 +269,6 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         self.model.config().d_model
     }
 
-    fn batches(&self) -> usize {
-        self.set.items.len().div_ceil(self.spec.limits.batch_size)
-    }
-
     /// Runs one unit of work and reports progress; `Stage::Done` means [`Experiment::finish`]
     /// may be called.
     pub fn step(&mut self) -> Result<Progress> {
@@ -270,26 +295,46 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
     }
 
     fn step_collect(&mut self) -> Result<Progress> {
-        let bs = self.spec.limits.batch_size;
-        let start = self.cursor * bs;
-        let end = (start + bs).min(self.set.items.len());
+        let Some(&(start, end)) = self.collect_batches.get(self.cursor) else {
+            return Err(ProbeError::Shape("the contrast set has no prompts".into()));
+        };
+        let items = &self.set.items[start..end];
         let n_layers = self.model.config().n_layers;
         let mut cache_hooks = self.hooks.clone();
         cache_hooks.extend((0..n_layers).map(HookPoint::ResidPost));
-        let opts = RunOptions { cache: NamesFilter::hooks(cache_hooks), logits: LogitsAt::Last, ..RunOptions::default() };
-        let seqs: Vec<Vec<u32>> = self.set.items[start..end].iter().map(|i| i.tokens.clone()).collect();
-        let out = self.model.forward(&seqs, &opts)?;
-        let logits: Vec<Vec<f32>> = out.logits.to_vec2()?;
+        // Engines that can continue a pass (the candle engine) run the shared prefix once per
+        // batch and, when only the last token is read, the final block at that token alone.
+        let fast = self.model.supports_forward_from();
         let readout = self.spec.readout;
+        let last_only = fast && readout == Readout::Last;
+        let opts = RunOptions {
+            cache: NamesFilter::hooks(cache_hooks),
+            logits: LogitsAt::Last,
+            final_block: if last_only { FinalBlock::LastOnly } else { FinalBlock::Auto },
+            ..RunOptions::default()
+        };
+        let shared = if fast { shared_prefix_len(items) } else { 0 };
+        let out = if shared > 0 {
+            let suffixes: Vec<Vec<u32>> = items.iter().map(|i| i.tokens[shared..].to_vec()).collect();
+            self.model.forward_after_prefix(&items[0].tokens[..shared], &suffixes, &opts)?
+        } else {
+            let seqs: Vec<Vec<u32>> = items.iter().map(|i| i.tokens.clone()).collect();
+            self.model.forward(&seqs, &opts)?
+        };
+        let logits: Vec<Vec<f32>> = out.logits.to_vec2()?;
         let d = self.d();
-        let read = |t: &Tensor, dst: &mut Vec<f32>, items: &[crate::contrast::PromptItem]| -> Result<()> {
+        let last_block = n_layers - 1;
+        // Hooks the final block computed at the last token only (`FinalBlock::LastOnly`).
+        let trimmed = |h: &HookPoint| last_only && (*h == HookPoint::LnFinal || (h.layer() == Some(last_block) && *h != HookPoint::ResidPre(last_block)));
+        let read = |h: &HookPoint, t: &Tensor, dst: &mut Vec<f32>| -> Result<()> {
             for (r, item) in items.iter().enumerate() {
-                let row = t.get(r)?; // [T, D]
+                let row = t.get(r)?; // [T, D], positions counted from the end of the shared prefix
                 let v = match readout {
-                    Readout::Last => row.get(item.last())?,
+                    Readout::Last if trimmed(h) => row.get(0)?,
+                    Readout::Last => row.get(item.last() - shared)?,
                     Readout::MeanTask => {
                         let (s, e) = item.task_span;
-                        row.narrow(0, s, e - s)?.mean(0)?
+                        row.narrow(0, s - shared, e - s)?.mean(0)?
                     }
                 };
                 let v: Vec<f32> = v.to_vec1()?;
@@ -300,21 +345,21 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             }
             Ok(())
         };
-        let items = &self.set.items[start..end];
         for (k, h) in self.hooks.iter().enumerate() {
             let t = out.cache.get(h).ok_or_else(|| ProbeError::Shape(format!("{h} was not recorded")))?;
-            read(t, &mut self.acts[k], items)?;
+            read(h, t, &mut self.acts[k])?;
         }
         for l in 0..n_layers {
-            let t = out.cache.get(&HookPoint::ResidPost(l)).ok_or_else(|| ProbeError::Shape(format!("layer {l} not recorded")))?;
-            read(t, &mut self.resid[l], items)?;
+            let h = HookPoint::ResidPost(l);
+            let t = out.cache.get(&h).ok_or_else(|| ProbeError::Shape(format!("layer {l} not recorded")))?;
+            read(&h, t, &mut self.resid[l])?;
         }
         for (r, item) in items.iter().enumerate() {
             let s = self.behaviour_score(item.task, &logits[r]);
             self.scores.push(s);
         }
         self.cursor += 1;
-        let total = self.batches();
+        let total = self.collect_batches.len();
         let p = Progress { stage: Stage::Collect, done: self.cursor, total };
         if self.cursor >= total {
             self.advance(Stage::Probes);
