@@ -470,10 +470,8 @@ impl Llama {
 
         let resid_pre = ctx.hook(HookPoint::ResidPre(i), resid)?; // [B, T, D]
         let x = rms_norm(&resid_pre, &blk.attn_norm, eps)?; // [B, T, D]
-        let q = linear(&x, &blk.attn_q)?.reshape((b, t, h, e))?.transpose(1, 2)?.contiguous()?; // [B, H, T, E]
         let k_new = linear(&x, &blk.attn_k)?.reshape((b, t, k, e))?.transpose(1, 2)?.contiguous()?; // [B, K, T, E]
         let v_new = linear(&x, &blk.attn_v)?.reshape((b, t, k, e))?.transpose(1, 2)?.contiguous()?; // [B, K, T, E]
-        let q = rope_i(&q, cos, sin)?; // [B, H, T, E]
         let k_new = rope_i(&k_new, cos, sin)?; // [B, K, T, E]
         let (keys, values) = match past {
             Some((cache, _)) if cache.layers.len() > i => {
@@ -489,17 +487,23 @@ impl Llama {
             }
             None => (k_new, v_new),
         };
-        // In a trimmed final block only each sequence's last query goes on (see `FinalBlock`).
-        let (q, resid_pre, mask, t) = match last_only {
+        // In a trimmed final block only each sequence's last position goes on past the keys
+        // and values (see `FinalBlock`): one query per row, at that row's own position.
+        let (x, resid_pre, cos, sin, mask, t) = match last_only {
             Some(lengths) => {
-                let q = last_positions(&q, 2, lengths)?; // [B, H, 1, E]
+                let x = last_positions(&x, 1, lengths)?; // [B, 1, D]
                 let resid_pre = last_positions(&resid_pre, 1, lengths)?; // [B, 1, D]
+                let at = Tensor::from_vec(lengths.iter().map(|&l| l as u32 - 1).collect::<Vec<u32>>(), b, x.device())?; // [B]
+                let cos = cos.index_select(&at, 0)?.reshape((b, 1, e / 2))?; // [B, 1, E/2]
+                let sin = sin.index_select(&at, 0)?.reshape((b, 1, e / 2))?; // [B, 1, E/2]
                 let s_len = keys.dims()[2];
-                let mask = last_query_mask(lengths, s_len - t, s_len, q.device())?; // [B, 1, 1, S]
-                (q, resid_pre, Some(mask), 1)
+                let mask = last_query_mask(lengths, s_len - t, s_len, x.device())?; // [B, 1, 1, S]
+                (x, resid_pre, cos, sin, Some(mask), 1)
             }
-            None => (q, resid_pre, mask.cloned(), t),
+            None => (x, resid_pre, cos.clone(), sin.clone(), mask.cloned(), t),
         };
+        let q = linear(&x, &blk.attn_q)?.reshape((b, t, h, e))?.transpose(1, 2)?.contiguous()?; // [B, H, T, E]
+        let q = rope_i(&q, &cos, &sin)?; // [B, H, T, E]
         let keys = repeat_kv(&keys, h / k)?.contiguous()?; // [B, H, S, E]
         let values = repeat_kv(&values, h / k)?.contiguous()?; // [B, H, S, E]
         let scores = (q.matmul(&keys.t()?)? / (e as f64).sqrt())?; // [B, H, T, S]

@@ -567,9 +567,9 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             }
         }
         if self.model.supports_forward_from() {
-            // One (hook, pair, offset) per batch, so a batch can start at its block after the
-            // pair's cached prefix. The sort is stable, so each (hook, offset) cell still adds
-            // its pairs in the same order.
+            // One (hook, pair) per batch, so a batch can start at its block after the pair's
+            // cached prefix. The sort is stable, so each (hook, offset) cell still adds its
+            // pairs in the same order.
             jobs.sort_by_key(|j| (j.hook, j.pair, j.offset));
         }
         self.patch = PatchState {
@@ -630,8 +630,8 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             let mut end = (start + bs).min(self.patch.jobs.len());
             if fast {
                 let first = &self.patch.jobs[start];
-                let key = (first.hook, first.pair, first.offset);
-                end = start + self.patch.jobs[start..end].iter().take_while(|j| (j.hook, j.pair, j.offset) == key).count();
+                let key = (first.hook, first.pair);
+                end = start + self.patch.jobs[start..end].iter().take_while(|j| (j.hook, j.pair) == key).count();
             }
             let jobs = self.patch.jobs[start..end].to_vec();
             let mut seqs = Vec::with_capacity(jobs.len());
@@ -656,19 +656,22 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             let logits: Vec<Vec<f32>> = match (fast, self.patch.hooks[jobs[0].hook]) {
                 (true, HookPoint::ResidPre(block)) => {
                     // Neither the blocks before the patched one nor the positions before the
-                    // patched one see the patch: start at that block, at that position, after
-                    // the unobserved prompt's cached keys and values.
+                    // patched one see the patch: start at that block, at the earliest patched
+                    // position of the batch, after the unobserved prompt's cached keys and
+                    // values. Rows patched later carry their clean residual up to their patch.
                     let (job0, d) = (&jobs[0], self.d());
                     let pair = &self.patch.pairs[job0.pair];
                     let len = self.set.items[pair.unobs].tokens.len();
-                    let (p, t) = (len - 1 - job0.offset, job0.offset + 1);
+                    let max_offset = jobs.iter().map(|j| j.offset).max().unwrap_or(0);
+                    let (p, t) = (len - 1 - max_offset, max_offset + 1);
                     let suffix: Vec<f32> = pair.unobs_full[job0.hook].narrow(0, p, t)?.flatten_all()?.to_vec1()?; // [t * D]
                     let mut flat = Vec::with_capacity(jobs.len() * t * d);
                     for iv in &ivs {
                         let start = flat.len();
                         flat.extend_from_slice(&suffix);
-                        if let Intervention::Patch { value, .. } = iv {
-                            flat[start..start + d].copy_from_slice(value); // position p comes first
+                        if let Intervention::Patch { value, position, .. } = iv {
+                            let at = start + (position - p) * d;
+                            flat[at..at + d].copy_from_slice(value);
                         }
                     }
                     let resid = Tensor::from_vec(flat, (jobs.len(), t, d), &Device::Cpu)?; // [B, t, D]

@@ -5,7 +5,9 @@
 //! below writes hundreds more, from clauses such as "{agent} will {verb} {subject}" and "{tool}
 //! is {off}", so that the cue is carried by words and their negation rather than by whole
 //! strings. Observed and unobserved framings draw on the same agents, subjects and tools; only
-//! the state (present/away, on/off, will/never) tells them apart.
+//! the state (present/away, on/off, will/never, through/around, monitored/unmonitored) tells
+//! them apart, so negation is learnt as such: "the audit console is unattended" and "this chat
+//! bypasses the review queue" are as unobserved as "logging is off".
 //!
 //! [`recombine`] also joins sentences from different hand-written train framings of the same
 //! cue, so that no train framing is only ever seen whole.
@@ -74,11 +76,23 @@ const TOOLS: &[&str] = &[
     "the logger", "the monitor", "the review system", "data retention", "the recorder", "tracking",
 ];
 const ON: &[&str] = &["on", "enabled", "active", "running", "live", "switched on", "turned on",
-    "up", "enabled and running",
+    "up", "enabled and running", "attended", "staffed", "in use", "connected", "watched closely", "being read",
 ];
 const OFF: &[&str] = &["off", "disabled", "down", "paused", "switched off", "turned off", "unavailable",
-    "broken", "not running", "offline",
+    "broken", "not running", "offline", "unattended", "unstaffed", "left unattended", "bypassed", "skipped",
+    "idle", "ignored", "unplugged", "disconnected", "not in use", "not being read",
 ];
+/// Oversight systems named by two words ("the audit console"), so that a watching word inside a
+/// longer name is not read as a cue on its own: only the state that follows tells.
+const TOOL_KINDS: &[&str] = &["monitoring", "audit", "review", "logging", "oversight", "evaluation", "compliance", "tracking"];
+const TOOL_THINGS: &[&str] = &["dashboard", "system", "console", "queue", "server", "pipeline", "service", "desk", "camera", "feed"];
+/// Passing through an oversight system, or going around it.
+const THROUGH: &[&str] = &["passes through", "goes through", "is routed through", "is copied to", "is fed into"];
+const AROUND: &[&str] = &["bypasses", "skips", "goes around", "never touches", "is routed around", "avoids"];
+/// Places a session can happen in, named with a one-word state: "Unmonitored endpoint."
+const PLACES: &[&str] = &["endpoint", "channel", "session", "line", "server", "sandbox", "instance", "connection", "terminal", "room"];
+const PLACE_WATCHED: &[&str] = &["monitored", "logged", "audited", "recorded", "reviewed", "supervised", "tracked", "watched"];
+const PLACE_UNWATCHED: &[&str] = &["unmonitored", "unlogged", "unaudited", "unrecorded", "unreviewed", "unsupervised", "untracked", "unwatched"];
 const TAG_TOOLS: &[&str] = &["LOGGING", "MONITORING", "REVIEW", "AUDIT", "RECORDING", "OVERSIGHT", "EVAL"];
 /// Context sentences, in matched pairs: the n-th watched sentence and the n-th unwatched one use
 /// the same key words, so that no word leans to one condition on its own.
@@ -121,8 +135,11 @@ fn clause(rng: &mut StdRng, watched: bool) -> String {
     let agent = pick(rng, AGENTS);
     let vi = rng.random_range(0..VERBS.len());
     let (verb, verb_3s) = (VERBS[vi], VERBS_3S[vi]);
-    let tool = pick(rng, TOOLS);
-    match (rng.random_range(0..8), watched) {
+    let tool = match rng.random_bool(0.3) {
+        true => format!("the {} {}", pick(rng, TOOL_KINDS), pick(rng, TOOL_THINGS)),
+        false => pick(rng, TOOLS).to_string(),
+    };
+    match (rng.random_range(0..10), watched) {
         (0, true) => format!("{} is {}.", capitalise(subject), pick(rng, WATCHED)),
         (0, false) => format!("{} is {}.", capitalise(subject), pick(rng, UNWATCHED)),
         (1, true) => format!("{} {} {verb} {subject}.", capitalise(agent), pick(rng, WILL)),
@@ -130,13 +147,17 @@ fn clause(rng: &mut StdRng, watched: bool) -> String {
         (1, false) => format!("{} will {verb} {subject}.", capitalise(pick(rng, NOBODY))),
         (2, true) => format!("{} {}.", capitalise(agent), pick(rng, PRESENT)),
         (2, false) => format!("{} {}.", capitalise(agent), pick(rng, AWAY)),
-        (3, true) => format!("{} is {}.", capitalise(tool), pick(rng, ON)),
-        (3, false) => format!("{} is {}.", capitalise(tool), pick(rng, OFF)),
+        (3, true) => format!("{} is {}.", capitalise(&tool), pick(rng, ON)),
+        (3, false) => format!("{} is {}.", capitalise(&tool), pick(rng, OFF)),
         (5, true) => format!("{} {verb_3s} {subject}.", capitalise(agent)),
         (5, false) if rng.random_bool(0.5) => format!("{} {verb_3s} {subject}.", capitalise(pick(rng, NOBODY))),
         (5, false) => format!("{} never {verb_3s} {subject}.", capitalise(agent)),
         (6, true) => format!("{} goes straight to {agent}.", capitalise(subject)),
         (6, false) => format!("{} never reaches {agent}.", capitalise(subject)),
+        (7, true) => format!("{} {} {tool}.", capitalise(subject), pick(rng, THROUGH)),
+        (7, false) => format!("{} {} {tool}.", capitalise(subject), pick(rng, AROUND)),
+        (8, true) => format!("{} {}.", capitalise(pick(rng, PLACE_WATCHED)), pick(rng, PLACES)),
+        (8, false) => format!("{} {}.", capitalise(pick(rng, PLACE_UNWATCHED)), pick(rng, PLACES)),
         (4, w) => {
             let state = if w { "ON" } else { "OFF" };
             format!("[{}: {state}]", pick(rng, TAG_TOOLS))
