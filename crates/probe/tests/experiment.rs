@@ -141,3 +141,80 @@ fn bad_specs_get_errors_naming_the_field() {
     s.scenario.framings[0].text = "x".repeat(2000);
     assert!(err(s).contains("scenario.framings[0]"));
 }
+
+/// The candle engine with its shortcuts turned off: no continued passes, no shared prefixes,
+/// no trimmed final block. Experiments then take the plain path every backend has.
+struct Plain<'a>(&'a Model);
+
+impl hawthorne_probe::LanguageModel for Plain<'_> {
+    fn config(&self) -> &hawthorne_model::Config {
+        self.0.config()
+    }
+    fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+    fn chat_tokens(&self, system: &str, user: &str) -> Result<Vec<u32>, hawthorne_model::ModelError> {
+        self.0.chat_tokens(system, user)
+    }
+    fn encode(&self, text: &str) -> Result<Vec<u32>, hawthorne_model::ModelError> {
+        hawthorne_probe::LanguageModel::encode(self.0, text)
+    }
+    fn token_text(&self, id: u32) -> String {
+        hawthorne_probe::LanguageModel::token_text(self.0, id)
+    }
+    fn forward(&self, seqs: &[Vec<u32>], opts: &hawthorne_model::RunOptions) -> Result<hawthorne_model::ForwardOutput, hawthorne_model::ModelError> {
+        let opts = hawthorne_model::RunOptions { final_block: hawthorne_model::FinalBlock::All, ..opts.clone() };
+        self.0.llama.forward(seqs, &opts, None)
+    }
+    fn logit_lens(&self, resid: &candle_core::Tensor) -> Result<candle_core::Tensor, hawthorne_model::ModelError> {
+        hawthorne_probe::LanguageModel::logit_lens(self.0, resid)
+    }
+    fn generate(&self, prompt: &[u32], opts: &hawthorne_model::GenerateOptions) -> Result<hawthorne_model::Generation, hawthorne_model::ModelError> {
+        hawthorne_probe::LanguageModel::generate(self.0, prompt, opts)
+    }
+}
+
+/// Largest absolute difference between two JSON trees of the same shape (timings aside).
+fn max_json_diff(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> anyhow::Result<f64> {
+    use serde_json::Value;
+    Ok(match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            anyhow::ensure!(x.len() == y.len(), "{path}: keys differ");
+            let mut m = 0f64;
+            for (k, v) in x.iter().filter(|(k, _)| k.as_str() != "timings") {
+                let w = y.get(k).ok_or_else(|| anyhow::anyhow!("{path}.{k} missing"))?;
+                m = m.max(max_json_diff(v, w, &format!("{path}.{k}"))?);
+            }
+            m
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            anyhow::ensure!(x.len() == y.len(), "{path}: lengths {} and {}", x.len(), y.len());
+            let mut m = 0f64;
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                m = m.max(max_json_diff(v, w, &format!("{path}[{i}]"))?);
+            }
+            m
+        }
+        (Value::Number(x), Value::Number(y)) => (x.as_f64().unwrap_or(f64::NAN) - y.as_f64().unwrap_or(f64::NAN)).abs(),
+        _ => {
+            anyhow::ensure!(a == b, "{path}: {a} vs {b}");
+            0.0
+        }
+    })
+}
+
+#[test]
+fn the_engines_shortcuts_give_the_plain_paths_report() -> anyhow::Result<()> {
+    let m = model();
+    for (readout, batch_size) in [(hawthorne_probe::spec::Readout::Last, 16), (hawthorne_probe::spec::Readout::Last, 2), (hawthorne_probe::spec::Readout::MeanTask, 2)] {
+        let mut s = spec();
+        s.readout = readout;
+        s.limits.batch_size = batch_size;
+        let fast = Experiment::new(&s, &m)?.run_to_end(|_| {})?;
+        let plain = Experiment::new(&s, &Plain(&m))?.run_to_end(|_| {})?;
+        let (a, b) = (serde_json::to_value(&fast)?, serde_json::to_value(&plain)?);
+        let diff = max_json_diff(&a, &b, "report")?;
+        assert!(diff < 1e-4, "{readout:?}, batch {batch_size}: reports differ by {diff}");
+    }
+    Ok(())
+}
