@@ -77,7 +77,7 @@ for (let r = 0; r < RUNS; r++) {
       const done = await page.evaluate(() => window.__marks.done);
       const timings = JSON.parse(await page.getAttribute('[data-testid=run-done]', 'data-timings'));
       runs.push({ launch: r, experiment: e, run_ms: timings.total_run, run_wall_ms: done - clicked, timings });
-      log(`  experiment ${e + 1}/${EXPERIMENTS}: worker ${timings.total_run.toFixed(0)} ms, click to report ${(done - clicked).toFixed(0)} ms`);
+      log(`  experiment ${e + 1}/${EXPERIMENTS}: worker ${timings.total_run.toFixed(0)} ms, click to report ${(done - clicked).toFixed(0)} ms (${Object.entries(timings).filter(([k]) => k !== 'total_run').map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')})`);
     }
     if (errors.length) throw new Error(`the page reported errors: ${errors.join('; ')}`);
   } finally {

@@ -768,18 +768,27 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         }
         let bs = self.spec.limits.batch_size;
         let mut work = Vec::new();
-        for a in 0..sp.alphas.len() {
+        let mut scores = BTreeMap::new();
+        for (a, &alpha) in sp.alphas.iter().enumerate() {
             for random in [false, true] {
+                if alpha == 0.0 {
+                    // Adding nothing is the unsteered run the collect stage already scored.
+                    scores.insert((a, random), items.iter().map(|&i| (i, self.scores[i])).collect());
+                    continue;
+                }
                 for b in 0..items.len().div_ceil(bs) {
                     work.push((a, random, b));
                 }
             }
         }
-        self.steer = SteerState { layer, items, unit, random_unit, norm, work, next: 0, scores: BTreeMap::new(), resid: Vec::new() };
+        self.steer = SteerState { layer, items, unit, random_unit, norm, work, next: 0, scores, resid: Vec::new() };
     }
 
     fn step_steering(&mut self) -> Result<Progress> {
         if self.steer.work.is_empty() {
+            if !self.steer.scores.is_empty() {
+                self.finish_steering(); // every α was 0
+            }
             self.advance(Stage::Pca);
             return Ok(Progress { stage: Stage::Steering, done: 1, total: 1 });
         }
