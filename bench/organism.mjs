@@ -49,6 +49,9 @@ function observeMarks() {
     }
   };
   new MutationObserver(check).observe(document, { childList: true, subtree: true, attributes: true });
+  // Yew enables the Run button through the `disabled` property, which no mutation reports;
+  // a light poll catches the moment the page becomes interactive when nothing else changes.
+  setInterval(check, 5);
 }
 
 const loads = [];

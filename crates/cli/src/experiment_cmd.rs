@@ -101,18 +101,20 @@ fn drive<M: LanguageModel>(
     quiet: bool,
     note: Option<String>,
 ) -> Result<()> {
+    let t_all = Instant::now();
     let mut exp = Experiment::new(spec, model)?;
+    let prepare_ms = t_all.elapsed().as_secs_f64() * 1e3;
     if !quiet {
         eprintln!("{} prompts on {} ({})", exp.n_prompts(), spec.model.id, model_path.display());
     }
     let mut timings: BTreeMap<String, f64> = BTreeMap::new();
     timings.insert("load_model".into(), load_ms);
+    timings.insert("prepare".into(), prepare_ms);
     let style = ProgressStyle::with_template("{prefix:>22} [{bar:30}] {pos}/{len} {elapsed_precise}")
         .expect("static template")
         .progress_chars("=> ");
     let mut bar: Option<(Stage, ProgressBar)> = None;
     let mut t_stage = Instant::now();
-    let t_all = Instant::now();
     while exp.stage() != Stage::Done {
         let stage = exp.stage();
         let p = exp.step()?;
@@ -136,8 +138,11 @@ fn drive<M: LanguageModel>(
         b.finish();
         timings.insert(format!("{s:?}").to_lowercase(), t_stage.elapsed().as_secs_f64() * 1e3);
     }
-    timings.insert("total_run".into(), t_all.elapsed().as_secs_f64() * 1e3);
+    let t_finish = Instant::now();
     let (mut report, exports) = exp.finish_with_exports()?;
+    timings.insert("finish".into(), t_finish.elapsed().as_secs_f64() * 1e3);
+    // As in the worker: from building the experiment to the finished report.
+    timings.insert("total_run".into(), t_all.elapsed().as_secs_f64() * 1e3);
     report.timings = timings;
     report.notes.extend(note);
     if !quiet {

@@ -248,6 +248,7 @@ async fn run(scope: &mut Scope, engine: &mut Engine, id: u64, spec: ExperimentSp
                 return;
             }
         };
+        timings.insert("prepare".into(), now_ms() - t0);
         let mut pacer = Pacer::new(30.0);
         let mut cancelled = false;
         let mut failed = None;
@@ -280,7 +281,10 @@ async fn run(scope: &mut Scope, engine: &mut Engine, id: u64, spec: ExperimentSp
             Err("cancelled".to_string())
         } else {
             let basis = exp.steering_basis();
-            exp.finish_with_exports().map(|(r, x)| (r, basis, x)).map_err(|e| e.to_string())
+            let t = now_ms();
+            let done = exp.finish_with_exports().map(|(r, x)| (r, basis, x)).map_err(|e| e.to_string());
+            timings.insert("finish".into(), now_ms() - t);
+            done
         }
     };
     match outcome {
