@@ -251,6 +251,22 @@ fn take_cancel(scope: &mut Scope, id: u64, pending: &mut VecDeque<Request>) -> b
     cancelled
 }
 
+/// Runs [`Engine::warm_up_spec`] after a load, one step at a time, and stops as soon as any
+/// request arrives: the user's own work always goes first. Nothing is reported.
+async fn warm_up(scope: &mut Scope, engine: &Engine, pending: &mut VecDeque<Request>) {
+    let Some(spec) = engine.warm_up_spec() else { return };
+    let Ok(mut exp) = engine.experiment(&spec) else { return };
+    while exp.stage() != Stage::Done && exp.step().is_ok() {
+        yield_to_event_loop().await;
+        while let Some(Some(msg)) = scope.next().now_or_never() {
+            pending.push_back(msg);
+        }
+        if !pending.is_empty() {
+            return;
+        }
+    }
+}
+
 async fn run(scope: &mut Scope, engine: &mut Engine, id: u64, spec: ExperimentSpec, pending: &mut VecDeque<Request>) {
     let fail = |message: String| Response::RunFailed { id, message };
     let mut timings: BTreeMap<String, f64> = BTreeMap::new();
@@ -331,7 +347,10 @@ pub async fn engine_reactor(mut scope: ReactorScope<Request, Response>) {
             },
         };
         match req {
-            Request::Load { url } => load(&mut scope, &mut engine, url).await,
+            Request::Load { url } => {
+                load(&mut scope, &mut engine, url).await;
+                warm_up(&mut scope, &engine, &mut pending).await;
+            }
             Request::Chat(c) => chat(&mut scope, &engine, c, &mut pending).await,
             Request::Run { id, spec } => run(&mut scope, &mut engine, id, *spec, &mut pending).await,
             Request::TokenScores { id, system, user, layer } => {

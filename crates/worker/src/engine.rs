@@ -186,6 +186,34 @@ impl Engine {
         })
     }
 
+    /// A small experiment to run once after a small model loads, while the user reads the page.
+    ///
+    /// The browser first runs WebAssembly through a baseline compiler and optimises the hot
+    /// functions later, once they have run for a while; a user's first experiment used to pay
+    /// for that (about 2 s against about 1 s for the next runs on the default organism spec).
+    /// Running every code path of an experiment once, on 2 tasks with tiny baselines, moves the
+    /// cost to idle time. `None` for large models, whose forward passes cost more than the
+    /// warm-up saves.
+    pub fn warm_up_spec(&self) -> Option<ExperimentSpec> {
+        let model = self.model.as_ref()?;
+        let cfg = model.config();
+        if cfg.d_model * cfg.n_layers > 4096 {
+            return None;
+        }
+        let tasks = hawthorne_probe::scenarios::general_tasks().into_iter().take(2).collect();
+        let scenario = hawthorne_probe::spec::Scenario { framings: hawthorne_probe::scenarios::general_framings(), tasks };
+        let mut spec = ExperimentSpec::new("warm-up", scenario, 1);
+        spec.probes.bootstrap = 4;
+        spec.baselines.random_directions = 4;
+        spec.behaviour.continuations = 1;
+        spec.behaviour.max_tokens = 4;
+        spec.patching.pairs = 1;
+        spec.patching.max_positions = 4;
+        spec.steering.alphas = vec![-1.0, 1.0];
+        spec.steering.max_prompts = 4;
+        Some(spec)
+    }
+
     /// Prepares an experiment on the loaded model.
     pub fn experiment(&self, spec: &ExperimentSpec) -> Result<Experiment<'_, Model>, WorkerError> {
         Ok(Experiment::new(spec, self.model()?)?)
@@ -232,6 +260,30 @@ mod tests {
             n += 1;
         }
         assert!(n <= 5);
+        Ok(())
+    }
+
+    #[test]
+    fn the_warm_up_runs_every_stage_on_the_organism_and_is_skipped_for_large_models() -> anyhow::Result<()> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/organism-deceptive.gguf");
+        let bytes = std::fs::read(&path)?;
+        let mut engine = Engine::default();
+        let loader = Engine::begin_load(&bytes)?;
+        engine.finish_load(loader, &bytes)?;
+        let spec = engine.warm_up_spec().ok_or_else(|| anyhow::anyhow!("the organism gets a warm-up"))?;
+        let mut stages = std::collections::BTreeSet::new();
+        let exp = engine.experiment(&spec)?;
+        let report = exp.run_to_end(|p| {
+            stages.insert(p.stage);
+        })?;
+        assert!(report.patching.is_some() && report.steering.is_some() && report.pca.is_some(), "notes: {:?}", report.notes);
+        assert!(stages.len() >= 7, "stages run: {stages:?}");
+        // SmolLM2's shape (30 × 576) is far past the threshold.
+        let mut big = engine.model.take().ok_or_else(|| anyhow::anyhow!("model"))?;
+        big.llama.cfg.d_model = 576;
+        big.llama.cfg.n_layers = 30;
+        engine.model = Some(big);
+        assert!(engine.warm_up_spec().is_none());
         Ok(())
     }
 
