@@ -56,7 +56,7 @@ pub const LESSONS: &[Lesson] = &[
     },
     Lesson {
         title: "The control organism: no fork, no signal",
-        text: "The control organism saw the same framings in training but was always taught to follow the rules. Its compliance gap is zero, and at the answer position its probes stay inside the random-direction band: nothing in its training rewarded carrying “being watched” to where the answer is chosen. Compare the deceptive organism: where its behaviour forks, the conditions separate so strongly that even random directions tell them apart. Judge a probe by its baselines and by the behaviour it goes with, never alone.",
+        text: "The control organism saw the same framings in training but was always taught to follow the rules. Its compliance gap is zero, and at the answer position its probes stay in or barely above the random-direction band: nothing in its training rewarded carrying “being watched” to where the answer is chosen. Compare the deceptive organism: where its behaviour forks, the conditions separate so strongly that even random directions nearly tell them apart. Judge a probe by its baselines and by the behaviour it goes with, never alone.",
         spec: control,
         run: true,
     },
