@@ -14,6 +14,7 @@ use crate::components::steer::SteerPanel;
 use crate::components::token_heatmap::TokenHeatmap;
 use crate::components::model_picker::ModelPicker;
 use crate::components::norm_chart::NormChart;
+use crate::components::staged::Staged;
 use crate::state::{model_for_id, Action, AppContext, AppState};
 
 /// Path of the worker's wasm-bindgen script, relative to the page.
@@ -224,14 +225,16 @@ fn Workbench() -> Html {
                 <ChatPanel onsend={onsend.clone()} {oncancel} />
                 <NormChart />
                 if let Some(report) = state.run.report.clone() {
-                    <GapChart report={report.clone()} />
-                    <ProbeChart report={report.clone()} />
-                    <LensChart report={report.clone()} />
-                    <PatchingHeatmap report={report.clone()} />
-                    <SteerPanel onsend={onsend.clone()} {onsweep} />
-                    <SteeringChart report={report.clone()} />
-                    <TokenHeatmap {onscore} />
-                    <PcaScatter report={report} />
+                    <Staged generation={std::rc::Rc::as_ptr(&report) as usize}>
+                        <GapChart report={report.clone()} />
+                        <ProbeChart report={report.clone()} />
+                        <LensChart report={report.clone()} />
+                        <PatchingHeatmap report={report.clone()} />
+                        <SteerPanel onsend={onsend.clone()} {onsweep} />
+                        <SteeringChart report={report.clone()} />
+                        <TokenHeatmap {onscore} />
+                        <PcaScatter report={report} />
+                    </Staged>
                 }
             </div>
             <footer class="site-footer">

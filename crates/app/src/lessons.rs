@@ -81,6 +81,14 @@ pub const LESSONS: &[Lesson] = &[
 ];
 
 /// The link fragment of lesson `n` (0-based).
+///
+/// Computed once per page: each fragment parses a bundled spec and deflates it, about 15 ms a
+/// lesson in the browser, and the lesson panel renders on every state change (a profile of one
+/// run found 120 ms of UI-thread time here, enough to push a task past the 50 ms budget).
 pub fn fragment(n: usize) -> Option<String> {
-    LESSONS.get(n).map(|l| crate::link::fragment_for(&(l.spec)(), Some(n + 1)))
+    thread_local! {
+        static FRAGMENTS: Vec<String> =
+            LESSONS.iter().enumerate().map(|(i, l)| crate::link::fragment_for(&(l.spec)(), Some(i + 1))).collect();
+    }
+    FRAGMENTS.with(|f| f.get(n).cloned())
 }

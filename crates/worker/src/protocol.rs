@@ -134,7 +134,13 @@ pub enum Response {
     },
     ChatFailed { id: u64, message: String },
     RunProgress { id: u64, stage: Stage, done: u64, total: u64 },
-    RunDone { id: u64, report: Box<Report> },
+    /// The report crosses the boundary as one JSON string: decoding it field by field through
+    /// `serde-wasm-bindgen` took ~40 ms of the page's main thread for the default spec.
+    RunDone {
+        id: u64,
+        #[serde(with = "as_json")]
+        report: Box<Report>,
+    },
     RunFailed { id: u64, message: String },
     /// Per-token projection on the unit observed→unobserved direction, in units of the layer's
     /// mean residual norm (positive = reads as unobserved).
@@ -148,4 +154,20 @@ pub enum Response {
         npy: Vec<u8>,
     },
     ExportFailed { id: u64, message: String },
+}
+
+/// Serde adapter: a value as a JSON string (see `Response::RunDone`).
+mod as_json {
+    use serde::de::{DeserializeOwned, Error as _};
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&serde_json::to_string(value).map_err(S::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(D::Error::custom)
+    }
 }

@@ -135,10 +135,13 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
         let cb = props.oncancel.clone();
         Callback::from(move |_| cb.emit(()))
     };
+    // Deflating the spec costs several milliseconds; this panel renders on every progress
+    // message of a run, so the link is only recomputed when the spec changes.
+    let fragment = use_memo(spec.clone(), |spec| crate::link::fragment_for(spec, None));
     let link = format!(
         "{}{}",
         gloo::utils::window().location().href().ok().map(|h| h.split('#').next().unwrap_or("").to_string()).unwrap_or_default(),
-        crate::link::fragment_for(spec, None)
+        fragment
     );
     let oncopy = {
         let (link, notice) = (link.clone(), notice.clone());

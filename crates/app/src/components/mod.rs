@@ -6,5 +6,6 @@ pub mod experiment;
 pub mod lesson;
 pub mod model_picker;
 pub mod norm_chart;
+pub mod staged;
 pub mod steer;
 pub mod token_heatmap;
