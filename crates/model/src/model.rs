@@ -115,7 +115,7 @@ pub struct RunOptions {
 impl RunOptions {
     /// Whether the final block (`n_layers - 1`) runs only each sequence's last position.
     fn trims_final_block(&self, n_layers: usize) -> Result<bool> {
-        let last = n_layers - 1;
+        let Some(last) = n_layers.checked_sub(1) else { return Ok(false) };
         let trimmed = |h: &HookPoint| *h == HookPoint::LnFinal || (h.layer() == Some(last) && *h != HookPoint::ResidPre(last));
         let intervened = self.interventions.iter().any(|iv| trimmed(&iv.hook()));
         match (self.final_block, self.logits) {

@@ -306,7 +306,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         // batch and, when only the last token is read, the final block at that token alone.
         let fast = self.model.supports_forward_from();
         let readout = self.spec.readout;
-        let last_only = fast && readout == Readout::Last;
+        let last_only = fast && readout == Readout::Last && n_layers > 0;
         let opts = RunOptions {
             cache: NamesFilter::hooks(cache_hooks),
             logits: LogitsAt::Last,
@@ -323,7 +323,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         };
         let logits: Vec<Vec<f32>> = out.logits.to_vec2()?;
         let d = self.d();
-        let last_block = n_layers - 1;
+        let last_block = n_layers.saturating_sub(1);
         // Hooks the final block computed at the last token only (`FinalBlock::LastOnly`).
         let trimmed = |h: &HookPoint| last_only && (*h == HookPoint::LnFinal || (h.layer() == Some(last_block) && *h != HookPoint::ResidPre(last_block)));
         let read = |h: &HookPoint, t: &Tensor, dst: &mut Vec<f32>| -> Result<()> {
