@@ -112,11 +112,21 @@ pub struct RunOptions {
     pub final_block: FinalBlock,
 }
 
+impl FinalBlock {
+    /// Whether `hook` lies in the part of a model of `n_layers` blocks that a trimmed final block
+    /// computes at the last position only: the final block after `hook_resid_pre`, and
+    /// `ln_final.hook_normalized`.
+    pub fn trims(hook: &HookPoint, n_layers: usize) -> bool {
+        let Some(last) = n_layers.checked_sub(1) else { return false };
+        *hook == HookPoint::LnFinal || (hook.layer() == Some(last) && *hook != HookPoint::ResidPre(last))
+    }
+}
+
 impl RunOptions {
     /// Whether the final block (`n_layers - 1`) runs only each sequence's last position.
     fn trims_final_block(&self, n_layers: usize) -> Result<bool> {
         let Some(last) = n_layers.checked_sub(1) else { return Ok(false) };
-        let trimmed = |h: &HookPoint| *h == HookPoint::LnFinal || (h.layer() == Some(last) && *h != HookPoint::ResidPre(last));
+        let trimmed = |h: &HookPoint| FinalBlock::trims(h, n_layers);
         let intervened = self.interventions.iter().any(|iv| trimmed(&iv.hook()));
         match (self.final_block, self.logits) {
             (FinalBlock::All, _) | (FinalBlock::Auto, LogitsAt::All) => Ok(false),

@@ -323,9 +323,8 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         };
         let logits: Vec<Vec<f32>> = out.logits.to_vec2()?;
         let d = self.d();
-        let last_block = n_layers.saturating_sub(1);
         // Hooks the final block computed at the last token only (`FinalBlock::LastOnly`).
-        let trimmed = |h: &HookPoint| last_only && (*h == HookPoint::LnFinal || (h.layer() == Some(last_block) && *h != HookPoint::ResidPre(last_block)));
+        let trimmed = |h: &HookPoint| last_only && FinalBlock::trims(h, n_layers);
         let read = |h: &HookPoint, t: &Tensor, dst: &mut Vec<f32>| -> Result<()> {
             for (r, item) in items.iter().enumerate() {
                 let row = t.get(r)?; // [T, D], positions counted from the end of the shared prefix
