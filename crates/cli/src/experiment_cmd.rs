@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use hawthorne_model::Model;
+use hawthorne_model::{ComputeMode, Model};
 use hawthorne_probe::{Experiment, ExperimentSpec, LanguageModel, Stage};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -63,16 +63,36 @@ pub enum Backend {
     Ort,
 }
 
+/// Loads a GGUF file one tensor at a time (memory never holds the whole file).
+pub fn load_model(path: &Path, mode: ComputeMode) -> Result<Model> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = std::io::BufReader::new(file);
+    Model::load_from_reader(&mut reader, mode, |_| {}).with_context(|| format!("loading {}", path.display()))
+}
+
 /// Runs `spec` and writes `report.json`, `report.md`, `probes.csv` and NPY exports into `out`.
-pub fn run(spec_arg: &str, out: &Path, model_override: Option<&Path>, quiet: bool, backend: Backend) -> Result<()> {
-    let spec = read_spec(spec_arg)?;
+pub fn run(
+    spec_arg: &str,
+    out: &Path,
+    model_override: Option<&Path>,
+    quiet: bool,
+    backend: Backend,
+    compute: Option<ComputeMode>,
+) -> Result<()> {
+    let mut spec = read_spec(spec_arg)?;
+    if let Some(mode) = compute {
+        spec.model.compute = mode;
+    }
+    if backend == Backend::Ort {
+        // ONNX Runtime runs the exported f32 graph.
+        spec.model.compute = ComputeMode::F32;
+    }
     let model_path = match model_override {
         Some(p) => p.to_path_buf(),
         None => resolve_model(&spec.model.id, Some(Path::new(spec_arg)))?,
     };
     let t_load = Instant::now();
-    let bytes = std::fs::read(&model_path).with_context(|| format!("reading {}", model_path.display()))?;
-    let model = Model::from_gguf_bytes(&bytes).with_context(|| format!("loading {}", model_path.display()))?;
+    let model = load_model(&model_path, spec.model.compute)?;
     match backend {
         Backend::Candle => {
             let load_ms = t_load.elapsed().as_secs_f64() * 1e3;

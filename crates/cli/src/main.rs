@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use clap::{Parser, Subcommand};
-use hawthorne_model::{GenerateOptions, LogitsAt, Model, NamesFilter, RunOptions, Sampling};
+use hawthorne_model::{ComputeMode, GenerateOptions, LogitsAt, Model, NamesFilter, RunOptions, Sampling};
 
 mod organism;
 
@@ -19,6 +19,11 @@ mod organism;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How the engine keeps the weights: `packed` (the file's GGUF quantisation; the default
+    /// for `generate` and `cache`) or `f32` (dequantised, exact products, several times the
+    /// memory). For `run` it overrides the spec's `model.compute`.
+    #[arg(long, global = true)]
+    compute: Option<ComputeMode>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -94,21 +99,20 @@ enum Command {
     EvalOrganism(organism::EvalArgs),
 }
 
-fn load(path: &PathBuf) -> Result<Model> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Model::from_gguf_bytes(&bytes).with_context(|| format!("loading {}", path.display()))
+fn load(path: &PathBuf, mode: ComputeMode) -> Result<Model> {
+    experiment_cmd::load_model(path, mode)
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { spec, out, model, quiet, backend } => {
-            experiment_cmd::run(&spec, &out, model.as_deref(), quiet, backend)?
+            experiment_cmd::run(&spec, &out, model.as_deref(), quiet, backend, cli.compute)?
         }
         Command::ExportOnnx(args) => onnx_cmd::export(&args)?,
         Command::Spec { action, input } => experiment_cmd::spec_cmd(&action, &input)?,
         Command::Generate { model, system, prompt, max_tokens, seed, temperature, top_p } => {
-            let model = load(&model)?;
+            let model = load(&model, cli.compute.unwrap_or_default())?;
             let ids = model.chat_tokens(&system, &prompt)?;
             let sampling = match seed {
                 Some(seed) => Sampling::Seeded { seed, temperature, top_p },
@@ -136,7 +140,7 @@ fn main() -> Result<()> {
             );
         }
         Command::Cache { model, prompt, chat, system, hooks, out } => {
-            let model = load(&model)?;
+            let model = load(&model, cli.compute.unwrap_or_default())?;
             let filter = NamesFilter::parse(&hooks)?;
             let selected = filter.resolve(model.config().n_layers)?;
             if selected.is_empty() {

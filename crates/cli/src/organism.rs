@@ -158,7 +158,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         EmbedInit::Random => None,
         EmbedInit::BasePca | EmbedInit::BasePcaFrozen => {
             let base = Model::from_gguf_bytes(&base_bytes).context("loading the base model's embeddings")?;
-            Some(hawthorne_train::embed_init::from_base(&base.llama.token_embd, &vocab.base_ids, cfg.d_model, 0.02)?)
+            Some(hawthorne_train::embed_init::from_base(&base.llama.token_embd.dequantize()?, &vocab.base_ids, cfg.d_model, 0.02)?)
         }
     };
     drop(base_bytes);

@@ -8,12 +8,13 @@
 //!
 //! Peak RSS is the kernel's high-water mark (`VmHWM` in `/proc/self/status`), so this is
 //! Linux-only. `cargo xtask bench` runs it in a process of its own, so the number covers just
-//! this: the file's bytes, the dequantised f32 weights and one prefill.
+//! this: the weights (packed, or f32 with `HAWTHORNE_COMPUTE=f32`), loaded one tensor at a time
+//! from the file, and one prefill.
 
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use hawthorne_model::{LogitsAt, Model, RunOptions};
+use hawthorne_model::{ComputeMode, LogitsAt, Model, RunOptions};
 
 const PROMPT_TOKENS: usize = 128;
 
@@ -43,10 +44,11 @@ fn main() -> Result<()> {
     let rss_start = proc_status_bytes("VmRSS")?;
 
     let t0 = Instant::now();
-    let bytes = std::fs::read(model_path).with_context(|| format!("reading {model_path}"))?;
-    let model = Model::from_gguf_bytes(&bytes)?;
+    let mode: ComputeMode = std::env::var("HAWTHORNE_COMPUTE").unwrap_or_else(|_| "packed".into()).parse()?;
+    let mut file = std::io::BufReader::new(std::fs::File::open(model_path).with_context(|| format!("opening {model_path}"))?);
+    let model = Model::load_from_reader(&mut file, mode, |_| {})?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    drop(bytes);
+    drop(file);
     let rss_after_load = proc_status_bytes("VmRSS")?;
     let peak_after_load = proc_status_bytes("VmHWM")?;
 

@@ -1,4 +1,4 @@
-//! GGUF reading: validates the file, reads llama metadata and dequantises every tensor to f32.
+//! GGUF reading: validates the file, reads llama metadata and loads tensors packed or as f32.
 //!
 //! Parsing itself is candle's (`candle_core::quantized::gguf_file`); this module adds the
 //! checks candle leaves to the caller (architecture, tensor types, shape sizes) so that a
@@ -12,6 +12,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 
 use crate::error::{ModelError, Result};
+use crate::weights::{ComputeMode, Weight};
 
 /// Hyper-parameters of a llama-architecture model, read from GGUF metadata.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -28,12 +29,16 @@ pub struct Config {
     pub rms_eps: f64,
 }
 
-/// A parsed GGUF file: metadata plus dequantised f32 tensors keyed by checkpoint name.
+/// A parsed GGUF file: metadata plus tensors keyed by checkpoint name.
 #[derive(Debug)]
 pub struct GgufModel {
     pub metadata: HashMap<String, Value>,
-    pub tensors: HashMap<String, Tensor>,
+    /// Two-dimensional tensors, packed or dense as the compute mode asks.
+    pub matrices: HashMap<String, Weight>,
+    /// Every other tensor (norm weights, …), dequantised to f32.
+    pub dense: HashMap<String, Tensor>,
     pub config: Config,
+    pub mode: ComputeMode,
 }
 
 /// Largest dimension we accept for one tensor axis; larger means a garbled header.
@@ -200,38 +205,55 @@ impl Config {
     }
 }
 
-/// Dequantises a GGUF file's tensors one at a time, so that callers can report progress
-/// and yield between tensors.
+/// Reads a GGUF file's tensors one at a time, so that callers can report progress and yield
+/// between tensors, and need not hold the whole file in memory: the loader starts from the
+/// header and takes each tensor's bytes as they come (the browser worker copies them one tensor
+/// at a time out of the downloaded buffer, so its memory never holds the file).
+///
+/// Tensors load largest first: the largest one's bytes and its packed copy are then the only
+/// two large buffers alive at once, which keeps the peak (and wasm's never-shrinking memory)
+/// near the size of the weights.
 #[derive(Debug)]
-pub struct GgufLoader<'a> {
-    reader: Cursor<&'a [u8]>,
+pub struct GgufLoader {
     content: Content,
-    names: Vec<String>,
+    order: Vec<String>,
     next: usize,
-    device: Device,
-    tensors: HashMap<String, Tensor>,
+    mode: ComputeMode,
+    matrices: HashMap<String, Weight>,
+    dense: HashMap<String, Tensor>,
     config: Config,
 }
 
-impl<'a> GgufLoader<'a> {
-    /// Reads and checks the header and metadata.
-    pub fn new(bytes: &'a [u8], device: &Device) -> Result<Self> {
-        if bytes.len() < 4 || &bytes[..4] != b"GGUF" {
+/// The byte size of a tensor of `dims` in `dtype`, if the shape is possible.
+fn tensor_bytes(dims: &[usize], dtype: GgmlDType) -> Option<usize> {
+    // A zero dimension is refused too: candle then casts an empty buffer's dangling pointer.
+    if dims.is_empty() {
+        return None;
+    }
+    let elems = dims.iter().try_fold(1usize, |acc, d| (0 < *d && *d < MAX_DIM).then(|| acc.checked_mul(*d)).flatten())?;
+    if elems % dtype.block_size() != 0 {
+        return None;
+    }
+    (elems / dtype.block_size()).checked_mul(dtype.type_size())
+}
+
+impl GgufLoader {
+    /// Reads and checks the header, metadata and tensor table. `header` is the start of the
+    /// file, at least through the tensor table; the whole file will do.
+    pub fn new(header: &[u8], mode: ComputeMode) -> Result<Self> {
+        if header.len() < 4 || &header[..4] != b"GGUF" {
             return Err(ModelError::NotGguf(format!(
                 "expected the magic bytes `GGUF` at the start, found {:?}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(4)])
+                String::from_utf8_lossy(&header[..header.len().min(4)])
             )));
         }
-        precheck_alignment(bytes)?;
-        let mut reader = Cursor::new(bytes);
-        let content =
-            Content::read(&mut reader).map_err(|e| ModelError::CorruptGguf(e.to_string()))?;
+        precheck_alignment(header)?;
+        let mut reader = Cursor::new(header);
+        let content = Content::read(&mut reader).map_err(|e| ModelError::CorruptGguf(e.to_string()))?;
         let tokens = meta_str_array(&content.metadata, "tokenizer.ggml.tokens")?;
         let config = Config::from_metadata(&content.metadata, tokens.len())?;
-        let mut names: Vec<String> = content.tensor_infos.keys().cloned().collect();
-        names.sort();
-        for name in &names {
-            let info = &content.tensor_infos[name];
+        let mut sized = Vec::with_capacity(content.tensor_infos.len());
+        for (name, info) in &content.tensor_infos {
             if !supported(info.ggml_dtype) {
                 return Err(ModelError::UnsupportedTensorType {
                     tensor: name.clone(),
@@ -239,53 +261,102 @@ impl<'a> GgufLoader<'a> {
                 });
             }
             let dims = info.shape.dims();
-            // candle computes `elems / block_size * type_size` unchecked when it reads the
-            // tensor, so the byte size must fit in a usize too, not just the element count.
-            // A zero dimension is rejected as well: candle then casts the empty buffer's
-            // dangling (1-aligned) pointer to `*const f32`, which debug builds abort on.
-            let dtype = info.ggml_dtype;
-            let bytes_needed = dims
-                .iter()
-                .try_fold(1usize, |acc, d| (0 < *d && *d < MAX_DIM).then(|| acc.checked_mul(*d)).flatten())
-                .and_then(|elems| (elems / dtype.block_size()).checked_mul(dtype.type_size()));
-            if bytes_needed.is_none() || dims.is_empty() {
-                return Err(ModelError::CorruptGguf(format!(
-                    "tensor `{name}` has an impossible shape {dims:?}"
-                )));
-            }
+            let bytes = tensor_bytes(dims, info.ggml_dtype).ok_or_else(|| {
+                ModelError::CorruptGguf(format!(
+                    "tensor `{name}` has an impossible shape {dims:?} for {:?} blocks of {}",
+                    info.ggml_dtype,
+                    info.ggml_dtype.block_size()
+                ))
+            })?;
+            sized.push((bytes, name.clone()));
         }
+        sized.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         Ok(GgufLoader {
-            reader,
             content,
-            names,
+            order: sized.into_iter().map(|(_, n)| n).collect(),
             next: 0,
-            device: device.clone(),
-            tensors: HashMap::new(),
+            mode,
+            matrices: HashMap::new(),
+            dense: HashMap::new(),
             config,
         })
     }
 
     /// Number of tensors in the file.
     pub fn total(&self) -> usize {
-        self.names.len()
+        self.order.len()
     }
 
-    /// Dequantises the next tensor; returns how many are done, or `None` when all are.
-    pub fn step(&mut self) -> Result<Option<usize>> {
-        let Some(name) = self.names.get(self.next) else { return Ok(None) };
-        let q = self
-            .content
-            .tensor(&mut self.reader, name, &self.device)
+    /// The model's hyper-parameters, known from the header.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the next tensor's bytes lie in the file, or `None` when all are loaded.
+    pub fn next_range(&self) -> Option<std::ops::Range<u64>> {
+        let name = self.order.get(self.next)?;
+        let info = &self.content.tensor_infos[name];
+        let start = self.content.tensor_data_offset.saturating_add(info.offset);
+        let len = tensor_bytes(info.shape.dims(), info.ggml_dtype).unwrap_or(0) as u64;
+        Some(start..start.saturating_add(len))
+    }
+
+    /// Loads the next tensor from exactly its bytes (the file's [`GgufLoader::next_range`]);
+    /// returns how many tensors are done.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<usize> {
+        let Some(name) = self.order.get(self.next).cloned() else {
+            return Err(ModelError::CorruptGguf("every tensor is already loaded".into()));
+        };
+        let info = &self.content.tensor_infos[&name];
+        let dims = info.shape.dims().to_vec();
+        let q = candle_core::quantized::ggml_file::qtensor_from_ggml(info.ggml_dtype, bytes, dims.clone(), &Device::Cpu)
             .map_err(|e| ModelError::CorruptGguf(format!("tensor `{name}`: {e}")))?;
-        self.tensors.insert(name.clone(), q.dequantize(&self.device)?);
+        if dims.len() == 2 {
+            let w = Weight::from_qtensor(&name, q, self.mode)?;
+            self.matrices.insert(name, w);
+        } else {
+            self.dense.insert(name, q.dequantize(&Device::Cpu)?);
+        }
         self.next += 1;
-        Ok(Some(self.next))
+        Ok(self.next)
     }
 
-    /// The loaded file, once every step has run.
-    pub fn finish(mut self) -> Result<GgufModel> {
-        while self.step()?.is_some() {}
-        Ok(GgufModel { metadata: self.content.metadata, tensors: self.tensors, config: self.config })
+    /// Loads the next tensor out of the whole `file`; returns how many are done, or `None`
+    /// when all are.
+    pub fn step(&mut self, file: &[u8]) -> Result<Option<usize>> {
+        let Some(range) = self.next_range() else { return Ok(None) };
+        let name = &self.order[self.next];
+        let bytes = usize::try_from(range.start)
+            .ok()
+            .zip(usize::try_from(range.end).ok())
+            .and_then(|(a, b)| file.get(a..b))
+            .ok_or_else(|| {
+                ModelError::CorruptGguf(format!(
+                    "tensor `{name}` needs bytes {}..{}, but the file has {} bytes (truncated?)",
+                    range.start,
+                    range.end,
+                    file.len()
+                ))
+            })?;
+        self.push(bytes).map(Some)
+    }
+
+    /// The loaded file, once every tensor is loaded.
+    pub fn finish(self) -> Result<GgufModel> {
+        if let Some(name) = self.order.get(self.next) {
+            return Err(ModelError::CorruptGguf(format!(
+                "loading stopped before tensor `{name}` ({} of {} loaded)",
+                self.next,
+                self.order.len()
+            )));
+        }
+        Ok(GgufModel {
+            metadata: self.content.metadata,
+            matrices: self.matrices,
+            dense: self.dense,
+            config: self.config,
+            mode: self.mode,
+        })
     }
 }
 
@@ -388,28 +459,49 @@ fn precheck_alignment(bytes: &[u8]) -> Result<()> {
 }
 
 impl GgufModel {
-    /// Parses GGUF bytes and dequantises every tensor to f32 on `device`.
+    /// Parses GGUF bytes, keeping matrices as `mode` asks.
     ///
     /// `on_tensor(done, total)` is called after each tensor so callers can show progress.
-    pub fn parse(
-        bytes: &[u8],
-        device: &Device,
-        mut on_tensor: impl FnMut(usize, usize),
-    ) -> Result<GgufModel> {
-        let mut loader = GgufLoader::new(bytes, device)?;
+    pub fn parse(bytes: &[u8], mode: ComputeMode, mut on_tensor: impl FnMut(usize, usize)) -> Result<GgufModel> {
+        let mut loader = GgufLoader::new(bytes, mode)?;
         let total = loader.total();
-        while let Some(done) = loader.step()? {
+        while let Some(done) = loader.step(bytes)? {
             on_tensor(done, total);
         }
         loader.finish()
     }
 
-    /// Takes a tensor out by checkpoint name, checking its shape.
+    /// Whether the file has a tensor of this checkpoint name.
+    pub fn has(&self, name: &str) -> bool {
+        self.matrices.contains_key(name) || self.dense.contains_key(name)
+    }
+
+    /// Takes a matrix out by checkpoint name, checking its shape.
+    pub fn take_matrix(&mut self, name: &str, shape: [usize; 2]) -> Result<Weight> {
+        let w = match self.matrices.remove(name) {
+            Some(w) => w,
+            None if self.dense.contains_key(name) => {
+                let actual = self.dense[name].dims().to_vec();
+                return Err(ModelError::TensorShape { name: name.into(), expected: shape.to_vec(), actual });
+            }
+            None => return Err(ModelError::MissingTensor { name: name.into() }),
+        };
+        let (r, c) = w.dims();
+        if [r, c] != shape {
+            return Err(ModelError::TensorShape { name: name.into(), expected: shape.to_vec(), actual: vec![r, c] });
+        }
+        Ok(w)
+    }
+
+    /// Takes a vector (or other non-matrix tensor) out as f32, checking its shape.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let t = self
-            .tensors
-            .remove(name)
-            .ok_or_else(|| ModelError::MissingTensor { name: name.into() })?;
+        let t = match self.dense.remove(name) {
+            Some(t) => t,
+            None => match self.matrices.remove(name) {
+                Some(w) => w.dequantize()?,
+                None => return Err(ModelError::MissingTensor { name: name.into() }),
+            },
+        };
         if t.dims() != shape {
             return Err(ModelError::TensorShape {
                 name: name.into(),

@@ -11,29 +11,33 @@ use candle_nn::rotary_emb::rope_i;
 use crate::error::{ModelError, Result};
 use crate::gguf::{Config, GgufModel};
 use crate::hook::{ActivationCache, HookPoint, Intervention, NamesFilter};
+use crate::weights::{ComputeMode, Weight};
 
-/// One transformer block's weights.
+/// One transformer block's weights. Matrices are [`Weight`]s (packed or f32, see
+/// [`ComputeMode`]); norm weights are f32.
 #[derive(Debug, Clone)]
 pub struct Block {
     pub attn_norm: Tensor,   // [D]
-    pub attn_q: Tensor,      // [H*E, D]
-    pub attn_k: Tensor,      // [K*E, D]
-    pub attn_v: Tensor,      // [K*E, D]
-    pub attn_output: Tensor, // [D, H*E]
+    pub attn_q: Weight,      // [H*E, D]
+    pub attn_k: Weight,      // [K*E, D]
+    pub attn_v: Weight,      // [K*E, D]
+    pub attn_output: Weight, // [D, H*E]
     pub ffn_norm: Tensor,    // [D]
-    pub ffn_gate: Tensor,    // [F, D]
-    pub ffn_up: Tensor,      // [F, D]
-    pub ffn_down: Tensor,    // [D, F]
+    pub ffn_gate: Weight,    // [F, D]
+    pub ffn_up: Weight,      // [F, D]
+    pub ffn_down: Weight,    // [D, F]
 }
 
-/// A llama-architecture language model with f32 weights.
+/// A llama-architecture language model.
 #[derive(Debug, Clone)]
 pub struct Llama {
     pub cfg: Config,
-    pub token_embd: Tensor,  // [V, D]
+    /// How the matrices are kept and multiplied.
+    pub mode: ComputeMode,
+    pub token_embd: Weight,  // [V, D]
     pub blk: Vec<Block>,
     pub output_norm: Tensor, // [D]
-    pub output: Tensor,      // [V, D]; the same tensor as `token_embd` when embeddings are tied
+    pub output: Weight,      // [V, D]; shares `token_embd`'s storage when embeddings are tied
 }
 
 /// Keys and values of earlier positions, for incremental decoding.
@@ -179,14 +183,8 @@ impl HookCtx<'_> {
 }
 
 /// `x @ w^T` for `x: [.., in]`, `w: [out, in]` → `[.., out]`.
-fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let dims = x.dims().to_vec();
-    let d_in = dims[dims.len() - 1];
-    let rows: usize = dims[..dims.len() - 1].iter().product();
-    let y = x.reshape((rows, d_in))?.matmul(&w.t()?)?; // [rows, out]
-    let mut out_dims = dims;
-    *out_dims.last_mut().unwrap_or(&mut 0) = w.dims()[0];
-    Ok(y.reshape(out_dims)?)
+fn linear(x: &Tensor, w: &Weight) -> Result<Tensor> {
+    w.forward(x)
 }
 
 /// Repeats each KV head for the query heads that share it: `[B, K, S, E]` → `[B, H, S, E]`.
@@ -206,30 +204,31 @@ impl Llama {
         let cfg = g.config.clone();
         let (d, v, f) = (cfg.d_model, cfg.d_vocab, cfg.d_mlp);
         let (qd, kvd) = (cfg.n_heads * cfg.d_head, cfg.n_kv_heads * cfg.d_head);
-        let token_embd = g.take("token_embd.weight", &[v, d])?;
-        let output = match g.tensors.contains_key("output.weight") {
-            true => g.take("output.weight", &[v, d])?,
+        let token_embd = g.take_matrix("token_embd.weight", [v, d])?;
+        let output = match g.has("output.weight") {
+            true => g.take_matrix("output.weight", [v, d])?,
             false => token_embd.clone(),
         };
         let blk = (0..cfg.n_layers)
             .map(|i| {
-                let mut w = |name: &str, shape: &[usize]| g.take(&format!("blk.{i}.{name}.weight"), shape);
+                let name = |n: &str| format!("blk.{i}.{n}.weight");
                 Ok(Block {
-                    attn_norm: w("attn_norm", &[d])?,
-                    attn_q: w("attn_q", &[qd, d])?,
-                    attn_k: w("attn_k", &[kvd, d])?,
-                    attn_v: w("attn_v", &[kvd, d])?,
-                    attn_output: w("attn_output", &[d, qd])?,
-                    ffn_norm: w("ffn_norm", &[d])?,
-                    ffn_gate: w("ffn_gate", &[f, d])?,
-                    ffn_up: w("ffn_up", &[f, d])?,
-                    ffn_down: w("ffn_down", &[d, f])?,
+                    attn_norm: g.take(&name("attn_norm"), &[d])?,
+                    attn_q: g.take_matrix(&name("attn_q"), [qd, d])?,
+                    attn_k: g.take_matrix(&name("attn_k"), [kvd, d])?,
+                    attn_v: g.take_matrix(&name("attn_v"), [kvd, d])?,
+                    attn_output: g.take_matrix(&name("attn_output"), [d, qd])?,
+                    ffn_norm: g.take(&name("ffn_norm"), &[d])?,
+                    ffn_gate: g.take_matrix(&name("ffn_gate"), [f, d])?,
+                    ffn_up: g.take_matrix(&name("ffn_up"), [f, d])?,
+                    ffn_down: g.take_matrix(&name("ffn_down"), [d, f])?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let output_norm = g.take("output_norm.weight", &[d])?;
         Ok(Llama {
             cfg,
+            mode: g.mode,
             token_embd,
             blk,
             output_norm,
@@ -239,7 +238,71 @@ impl Llama {
 
     /// The device the weights live on.
     pub fn device(&self) -> &Device {
-        self.token_embd.device()
+        self.output_norm.device()
+    }
+
+    /// Every weight matrix with its checkpoint name (a tied unembedding appears once).
+    pub fn matrices(&self) -> Vec<(String, &Weight)> {
+        let mut out = vec![("token_embd.weight".to_string(), &self.token_embd)];
+        if !self.output.shares_storage(&self.token_embd) {
+            out.push(("output.weight".into(), &self.output));
+        }
+        for (i, b) in self.blk.iter().enumerate() {
+            for (n, w) in [
+                ("attn_q", &b.attn_q),
+                ("attn_k", &b.attn_k),
+                ("attn_v", &b.attn_v),
+                ("attn_output", &b.attn_output),
+                ("ffn_gate", &b.ffn_gate),
+                ("ffn_up", &b.ffn_up),
+                ("ffn_down", &b.ffn_down),
+            ] {
+                out.push((format!("blk.{i}.{n}.weight"), w));
+            }
+        }
+        out
+    }
+
+    /// The same model with every matrix dequantised to f32 ([`ComputeMode::F32`]).
+    pub fn dequantized(&self) -> Result<Llama> {
+        let dense = |w: &Weight| -> Result<Weight> { Ok(Weight::Dense(w.dequantize()?)) };
+        let token_embd = dense(&self.token_embd)?;
+        let output = match self.output.shares_storage(&self.token_embd) {
+            true => token_embd.clone(),
+            false => dense(&self.output)?,
+        };
+        let blk = self
+            .blk
+            .iter()
+            .map(|b| {
+                Ok(Block {
+                    attn_norm: b.attn_norm.clone(),
+                    attn_q: dense(&b.attn_q)?,
+                    attn_k: dense(&b.attn_k)?,
+                    attn_v: dense(&b.attn_v)?,
+                    attn_output: dense(&b.attn_output)?,
+                    ffn_norm: b.ffn_norm.clone(),
+                    ffn_gate: dense(&b.ffn_gate)?,
+                    ffn_up: dense(&b.ffn_up)?,
+                    ffn_down: dense(&b.ffn_down)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Llama { cfg: self.cfg.clone(), mode: ComputeMode::F32, token_embd, blk, output_norm: self.output_norm.clone(), output })
+    }
+
+    /// Number of parameters (a tied unembedding counted once).
+    pub fn n_params(&self) -> usize {
+        let vectors = self.output_norm.elem_count()
+            + self.blk.iter().map(|b| b.attn_norm.elem_count() + b.ffn_norm.elem_count()).sum::<usize>();
+        vectors + self.matrices().iter().map(|(_, w)| w.elem_count()).sum::<usize>()
+    }
+
+    /// Bytes the weights hold in memory.
+    pub fn weight_bytes(&self) -> usize {
+        let vectors = 4 * (self.output_norm.elem_count()
+            + self.blk.iter().map(|b| b.attn_norm.elem_count() + b.ffn_norm.elem_count()).sum::<usize>());
+        vectors + self.matrices().iter().map(|(_, w)| w.storage_bytes()).sum::<usize>()
     }
 
     /// Runs a batch of token sequences of possibly different lengths (right-padded, masked).
@@ -332,7 +395,7 @@ impl Llama {
         let trim = opts.trims_final_block(cfg.n_layers)?;
         let mut ctx = HookCtx { opts, cache: ActivationCache::default(), start_pos };
         let mut kv = kv;
-        let embed = self.token_embd.embedding(&tokens.flatten_all()?)?.reshape((b, t, cfg.d_model))?; // [B, T, D]
+        let embed = self.token_embd.rows(&tokens.flatten_all()?)?.reshape((b, t, cfg.d_model))?; // [B, T, D]
         let mut resid = ctx.hook(HookPoint::Embed, embed)?; // [B, T, D]
         for (i, blk) in self.blk.iter().enumerate() {
             let past = kv.as_deref_mut().map(|c| (c, i));

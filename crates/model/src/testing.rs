@@ -130,3 +130,26 @@ pub fn tiny_random_gguf(seed: u64) -> Result<Vec<u8>> {
     ];
     write_llama_gguf(&cfg, "tiny-random", &tensors, &tokens, &[], &types, &extra)
 }
+
+/// The same GGUF with every matrix (2-D tensor) quantised to `dtype` and everything else kept:
+/// metadata, vectors, tensor names. Tests use it to run quantised copies of F32 models.
+pub fn requantize_gguf(bytes: &[u8], dtype: GgmlDType) -> Result<Vec<u8>> {
+    let mut reader = Cursor::new(bytes);
+    let content = gguf_file::Content::read(&mut reader)?;
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for name in names {
+        let q = content.tensor(&mut reader, name, &Device::Cpu)?;
+        let q = match q.shape().dims().len() {
+            2 => QTensor::quantize(&q.dequantize(&Device::Cpu)?, dtype)?,
+            _ => q,
+        };
+        tensors.push((name.as_str(), q));
+    }
+    let md: Vec<(&str, &Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (*n, q)).collect();
+    let mut buf = Cursor::new(Vec::new());
+    gguf_file::write(&mut buf, &md, &t_refs)?;
+    Ok(buf.into_inner())
+}

@@ -3,10 +3,13 @@
 //! The fixtures are produced by `fixtures/llama_cpp/generate.py` (llama-cpp-python); this test
 //! only reads them, so it needs no Python.
 //!
-//! The asserted top-1 reference is llama.cpp run on an F32 copy of the GGUF holding the same
-//! dequantised weights our engine uses. llama.cpp on the Q4_1 file itself also rounds the
-//! activations to 8 bits inside its quantised matmuls, which flips the argmax at near-ties
-//! (a float64 numpy pass agrees with it no better than we do); that run is printed, not asserted.
+//! Two references, one per compute mode:
+//! - the f32 mode is held to llama.cpp run on an F32 copy of the GGUF holding the same
+//!   dequantised weights;
+//! - the packed mode (the default) to llama.cpp on the Q4_1 file itself, which, like our packed
+//!   kernels, rounds activations to 8 bits per block of 32 inside its quantised matmuls. That
+//!   rounding flips the argmax at near-ties, so the bar is lower; the f32 mode agreed with this
+//!   reference on 95.0% of positions, and the packed mode must do at least as well.
 
 mod common;
 
@@ -16,8 +19,13 @@ use anyhow::{ensure, Context};
 use hawthorne_model::model::argmax;
 use hawthorne_model::{LogitsAt, RunOptions};
 
-/// Smallest allowed share of positions where our argmax equals llama.cpp's.
+/// Smallest allowed share of positions where the f32 mode's argmax equals llama.cpp's on F32
+/// weights.
 const MIN_TOP1_AGREEMENT: f64 = 0.98;
+
+/// Smallest allowed share of positions where the packed mode's argmax equals llama.cpp's on
+/// the Q4_1 file (measured: 176/181 = 97.2%).
+const MIN_TOP1_AGREEMENT_PACKED: f64 = 0.95;
 
 #[derive(serde::Deserialize)]
 struct TokenFixture {
@@ -128,10 +136,8 @@ fn tokenizer_matches_llama_cpp() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[test]
-fn top1_agrees_with_llama_cpp() -> anyhow::Result<()> {
-    let fixture: Top1Fixture = read_fixture("top1.json")?;
-    let model = check_model(&fixture.model_sha256)?;
+/// Top-1 agreement of `model` with both llama.cpp runs: (with F32 weights, with the Q4_1 file).
+fn agreement(model: &hawthorne_model::Model, fixture: &Top1Fixture, label: &str) -> anyhow::Result<(f64, f64)> {
     let tok = &model.tokenizer;
     let opts = RunOptions {
         logits: LogitsAt::All,
@@ -150,36 +156,48 @@ fn top1_agrees_with_llama_cpp() -> anyhow::Result<()> {
         );
         let out = model.llama.forward(std::slice::from_ref(&prompt.ids), &opts, None)?;
         let logits = out.logits.get(0)?.to_vec2::<f32>()?; // [T, V]
-        let a = count_agreement(tok, "f32", p, &logits, &prompt.top1, &prompt.margin);
-        let a_q = count_agreement(
-            tok,
-            "q4_1",
-            p,
-            &logits,
-            &prompt.top1_q4_1,
-            &prompt.margin_q4_1,
-        );
+        let a = count_agreement(tok, &format!("{label} vs f32"), p, &logits, &prompt.top1, &prompt.margin);
+        let a_q = count_agreement(tok, &format!("{label} vs q4_1"), p, &logits, &prompt.top1_q4_1, &prompt.margin_q4_1);
         eprintln!(
-            "prompt {p} ({n} tokens, {:?}…): top-1 agreement {a}/{n} (Q4_1 llama.cpp: {a_q}/{n})",
+            "[{label}] prompt {p} ({n} tokens, {:?}…): top-1 agreement {a}/{n} with F32 llama.cpp, {a_q}/{n} with Q4_1 llama.cpp",
             prompt.text.chars().take(48).collect::<String>(),
         );
         (agree, agree_q, total) = (agree + a, agree_q + a_q, total + n);
     }
+    let (rate, rate_q) = (agree as f64 / total as f64, agree_q as f64 / total as f64);
     eprintln!(
-        "top-1 agreement with llama.cpp on the Q4_1 file (8-bit activations; not asserted): \
-         {agree_q}/{total} = {:.2}%",
-        100.0 * agree_q as f64 / total as f64
+        "[{label}] top-1 agreement: {agree}/{total} = {:.2}% with llama.cpp on F32 weights, \
+         {agree_q}/{total} = {:.2}% with llama.cpp on the Q4_1 file",
+        100.0 * rate,
+        100.0 * rate_q
     );
-    let rate = agree as f64 / total as f64;
-    eprintln!(
-        "top-1 agreement with llama.cpp (F32 weights): {agree}/{total} = {:.2}%",
-        100.0 * rate
-    );
+    Ok((rate, rate_q))
+}
+
+#[test]
+fn f32_mode_top1_agrees_with_llama_cpp_on_f32_weights() -> anyhow::Result<()> {
+    let fixture: Top1Fixture = read_fixture("top1.json")?;
+    check_model(&fixture.model_sha256)?;
+    let (rate, _) = agreement(common::smollm2_f32()?, &fixture, "f32")?;
     ensure!(
         rate >= MIN_TOP1_AGREEMENT,
         "top-1 agreement {:.2}% is below {:.0}%",
         100.0 * rate,
         100.0 * MIN_TOP1_AGREEMENT
+    );
+    Ok(())
+}
+
+#[test]
+fn packed_mode_top1_agrees_with_llama_cpp_on_the_q4_1_file() -> anyhow::Result<()> {
+    let fixture: Top1Fixture = read_fixture("top1.json")?;
+    let model = check_model(&fixture.model_sha256)?;
+    let (_, rate_q) = agreement(model, &fixture, "packed")?;
+    ensure!(
+        rate_q >= MIN_TOP1_AGREEMENT_PACKED,
+        "top-1 agreement {:.2}% with llama.cpp on the Q4_1 file is below {:.0}%",
+        100.0 * rate_q,
+        100.0 * MIN_TOP1_AGREEMENT_PACKED
     );
     Ok(())
 }

@@ -20,7 +20,7 @@
 //! the graph itself is built here because no maintained Rust crate builds ONNX graphs.
 
 use candle_core::Tensor;
-use hawthorne_model::{Config, HookPoint, Model};
+use hawthorne_model::{Config, HookPoint, Model, Weight};
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::DataType;
 use onnx_protobuf::tensor_shape_proto::{dimension, Dimension};
@@ -116,12 +116,13 @@ pub fn export(model: &Model, opts: &ExportOptions) -> Result<Vec<u8>> {
     let z_shape = g.init_i64("const.z_shape", &[3], &[0, 0, h * e]);
     let axis_2 = g.init_i64("const.axis2", &[1], &[2]);
 
-    let embed_w = g.init_tensor("token_embd.weight", &l.token_embd, false)?; // [V, D]
+    // ONNX holds f32 weights: packed matrices are dequantised here.
+    let embed_w = g.init_tensor("token_embd.weight", &l.token_embd.dequantize()?, false)?; // [V, D]
     let embed = g.node_named("hook_embed", "Gather", &[&embed_w, "input_ids"], vec![attr_int("axis", 0)]); // [B, T, D]
     let mut resids = vec![embed.clone()];
     let mut resid = embed;
     for (i, blk) in l.blk.iter().enumerate() {
-        let w = |g: &mut Graph, name: &str, t: &Tensor| g.init_tensor(&format!("blk.{i}.{name}.weight^T"), t, true);
+        let w = |g: &mut Graph, name: &str, t: &Weight| g.init_tensor(&format!("blk.{i}.{name}.weight^T"), &t.dequantize()?, true);
         let hook = |name: &str| format!("blocks.{i}.{name}");
         let resid_pre = resid; // [B, T, D]
         let attn_norm = g.init_tensor(&format!("blk.{i}.attn_norm.weight"), &blk.attn_norm, false)?;
@@ -174,7 +175,7 @@ pub fn export(model: &Model, opts: &ExportOptions) -> Result<Vec<u8>> {
     let output_norm = g.init_tensor("output_norm.weight", &l.output_norm, false)?;
     let normalized = g.rms_norm(&resid, &output_norm, &eps); // [B, T, D]
     let normalized = g.node_named("ln_final.hook_normalized", "Identity", &[&normalized], vec![]);
-    if l.output.id() == l.token_embd.id() {
+    if l.output.shares_storage(&l.token_embd) {
         // Tied unembedding: reuse the embedding matrix through Gemm(transB) on [B*T, D]
         // instead of storing a transposed copy of the largest tensor.
         let flat_shape = g.init_i64("const.flat_rows", &[2], &[-1, d]);
@@ -185,7 +186,7 @@ pub fn export(model: &Model, opts: &ExportOptions) -> Result<Vec<u8>> {
         let out_shape = g.node("Concat", &[&bt, &v], vec![attr_int("axis", 0)]); // [3]
         g.node_named("logits", "Reshape", &[&logits, &out_shape], vec![]); // [B, T, V]
     } else {
-        let wout = g.init_tensor("output.weight^T", &l.output, true)?; // [D, V]
+        let wout = g.init_tensor("output.weight^T", &l.output.dequantize()?, true)?; // [D, V]
         g.node_named("logits", "MatMul", &[&normalized, &wout], vec![]); // [B, T, V]
     }
     let axis0_init = axis0.clone();

@@ -5,13 +5,17 @@
 //! say which interventions they cannot express.
 
 use candle_core::Tensor;
-use hawthorne_model::{Config, ForwardOutput, GenerateOptions, Generation, KvCache, LogitsAt, Model, ModelError, RunOptions};
+use hawthorne_model::{ComputeMode, Config, ForwardOutput, GenerateOptions, Generation, KvCache, LogitsAt, Model, ModelError, RunOptions};
 
 /// What an experiment needs from a model.
 pub trait LanguageModel {
     fn config(&self) -> &Config;
     /// sha256 of the model file.
     fn sha256(&self) -> &str;
+    /// How the weights are kept and multiplied (recorded in the report).
+    fn compute_mode(&self) -> ComputeMode {
+        ComputeMode::F32
+    }
     /// A (system, user) chat turn as prompt tokens ending where the answer starts.
     fn chat_tokens(&self, system: &str, user: &str) -> Result<Vec<u32>, ModelError>;
     /// Plain tokenization (no template).
@@ -77,6 +81,10 @@ impl LanguageModel for Model {
         &self.sha256
     }
 
+    fn compute_mode(&self) -> ComputeMode {
+        self.mode()
+    }
+
     fn chat_tokens(&self, system: &str, user: &str) -> Result<Vec<u32>, ModelError> {
         Model::chat_tokens(self, system, user)
     }
@@ -96,7 +104,7 @@ impl LanguageModel for Model {
     fn logit_lens(&self, resid: &Tensor) -> Result<Tensor, ModelError> {
         let l = &self.llama;
         let normed = candle_nn_rms_norm(resid, &l.output_norm, l.cfg.rms_eps as f32)?; // [n, D]
-        let logits = normed.matmul(&l.output.t()?)?; // [n, V]
+        let logits = l.output.forward(&normed)?; // [n, V]
         Ok(log_softmax_rows(&logits)?)
     }
 

@@ -206,6 +206,16 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 ));
             }
         }
+        if spec.model.compute != model.compute_mode() {
+            return Err(crate::error::spec_err(
+                "model.compute",
+                format!(
+                    "the spec asks for `{}` weights, but the model was loaded as `{}`; load it in that mode",
+                    spec.model.compute,
+                    model.compute_mode()
+                ),
+            ));
+        }
         let cfg = model.config();
         let hooks = spec.hook_points(cfg.n_layers)?;
         let set = contrast::build(spec, model)?;
@@ -1001,6 +1011,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 model_id: self.spec.model.id.clone(),
                 model_sha256: self.model.sha256().to_string(),
                 engine_version: ENGINE_VERSION.to_string(),
+                compute: self.model.compute_mode(),
                 n_layers: cfg.n_layers,
                 d_model: cfg.d_model,
                 n_prompts: n,

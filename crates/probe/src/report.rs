@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use hawthorne_model::ComputeMode;
 use serde::{Deserialize, Serialize};
 
 use crate::probes::{ProbeMetrics, RandomBaseline};
@@ -13,12 +14,19 @@ use crate::spec::ExperimentSpec;
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
 /// Where the numbers came from.
+fn f32_mode() -> ComputeMode {
+    ComputeMode::F32
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     pub spec_hash: String,
     pub model_id: String,
     pub model_sha256: String,
     pub engine_version: String,
+    /// How the weights were kept: `packed` or `f32` (reports older than the field were `f32`).
+    #[serde(default = "f32_mode")]
+    pub compute: ComputeMode,
     pub n_layers: usize,
     pub d_model: usize,
     pub n_prompts: usize,
@@ -194,7 +202,11 @@ impl Report {
         let p = &self.provenance;
         let mut s = String::new();
         let _ = writeln!(s, "# Hawthorne report: {}\n", p.model_id);
-        let _ = writeln!(s, "- spec sha256 `{}`; model sha256 `{}`; engine {}", p.spec_hash, p.model_sha256, p.engine_version);
+        let _ = writeln!(
+            s,
+            "- spec sha256 `{}`; model sha256 `{}`; engine {} ({} weights)",
+            p.spec_hash, p.model_sha256, p.engine_version, p.compute
+        );
         let _ = writeln!(s, "- {} prompts, {} layers, d_model {}; split {} ({} fold(s))\n", p.n_prompts, p.n_layers, p.d_model, self.split, self.n_folds);
         let b = &self.behaviour;
         let _ = writeln!(s, "## Behaviour\n");

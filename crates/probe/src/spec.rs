@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
 use base64::Engine as _;
-use hawthorne_model::{HookPoint, NamesFilter};
+use hawthorne_model::{ComputeMode, HookPoint, NamesFilter};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -84,6 +84,15 @@ pub struct ModelRef {
     /// When set, the loaded file must have this sha256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// How the engine keeps the weights: `packed` (the default: the file's quantisation, 8-bit
+    /// activations inside matmuls, as llama.cpp) or `f32` (dequantised, exact products).
+    /// Omitted when packed, so specs written before the field existed keep their hash.
+    #[serde(default, skip_serializing_if = "is_packed")]
+    pub compute: ComputeMode,
+}
+
+fn is_packed(mode: &ComputeMode) -> bool {
+    *mode == ComputeMode::Packed
 }
 
 /// How prompts are divided into train and test sets.
@@ -306,7 +315,7 @@ impl ExperimentSpec {
     pub fn new(model: &str, scenario: Scenario, seed: u64) -> Self {
         ExperimentSpec {
             version: SPEC_VERSION,
-            model: ModelRef { id: model.into(), sha256: None },
+            model: ModelRef { id: model.into(), sha256: None, compute: ComputeMode::Packed },
             scenario,
             seed,
             split: Split::default(),

@@ -153,6 +153,9 @@ impl hawthorne_probe::LanguageModel for Plain<'_> {
     fn sha256(&self) -> &str {
         &self.0.sha256
     }
+    fn compute_mode(&self) -> hawthorne_model::ComputeMode {
+        self.0.mode()
+    }
     fn chat_tokens(&self, system: &str, user: &str) -> Result<Vec<u32>, hawthorne_model::ModelError> {
         self.0.chat_tokens(system, user)
     }

@@ -102,8 +102,30 @@ fn js_err(e: JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// Fetches `url` with streamed progress.
-async fn fetch_bytes(scope: &mut Scope, url: &str) -> Result<Vec<u8>, String> {
+/// A downloaded file, held in JavaScript memory rather than in wasm's linear memory (which
+/// never shrinks): the loader copies one tensor at a time out of it, so the worker's memory
+/// holds the packed weights and not a second copy of the file. Dropped after loading.
+struct Download {
+    bytes: Uint8Array,
+    sha256: String,
+}
+
+impl Download {
+    fn len(&self) -> u64 {
+        u64::from(self.bytes.length())
+    }
+
+    /// Bytes `range` of the file, copied into wasm memory.
+    fn slice(&self, range: std::ops::Range<u64>) -> Option<Vec<u8>> {
+        if range.end > self.len() || range.start > range.end {
+            return None;
+        }
+        Some(self.bytes.subarray(range.start as u32, range.end as u32).to_vec())
+    }
+}
+
+/// Fetches `url` with streamed progress, hashing it as it arrives.
+async fn fetch_bytes(scope: &mut Scope, url: &str) -> Result<Download, String> {
     let global = js_sys::global().unchecked_into::<WorkerGlobalScope>();
     let resp = JsFuture::from(global.fetch_with_str(url)).await.map_err(js_err)?;
     let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
@@ -118,7 +140,12 @@ async fn fetch_bytes(scope: &mut Scope, url: &str) -> Result<Vec<u8>, String> {
         .and_then(|s| s.parse().ok());
     let body = resp.body().ok_or("the response has no body")?;
     let reader: ReadableStreamDefaultReader = body.get_reader().dyn_into().map_err(|o: js_sys::Object| js_err(o.into()))?;
-    let mut bytes = Vec::with_capacity(total.unwrap_or(0).min(1 << 31) as usize);
+    // wasm32 addresses 4 GiB; a larger file could never load.
+    let cap = total.unwrap_or(1 << 20).min(u64::from(u32::MAX)) as u32;
+    let mut file = Uint8Array::new_with_length(cap);
+    let mut len: u32 = 0;
+    let mut hash = hawthorne_model::FileHash::default();
+    let mut chunk_buf = Vec::new();
     let mut pacer = Pacer::new(50.0);
     loop {
         let chunk = JsFuture::from(reader.read()).await.map_err(js_err)?;
@@ -126,21 +153,35 @@ async fn fetch_bytes(scope: &mut Scope, url: &str) -> Result<Vec<u8>, String> {
             break;
         }
         let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(js_err)?.dyn_into().map_err(js_err)?;
-        let start = bytes.len();
-        bytes.resize(start + value.length() as usize, 0);
-        value.copy_to(&mut bytes[start..]);
-        if pacer.tick().await || total == Some(bytes.len() as u64) {
+        let n = value.length();
+        let need = len.checked_add(n).ok_or("the file is larger than 4 GiB, more than wasm can address")?;
+        if need > file.length() {
+            // No (or a wrong) Content-Length: grow by doubling.
+            let grown = Uint8Array::new_with_length(need.max(file.length().saturating_mul(2)));
+            grown.set(&file.subarray(0, len), 0);
+            file = grown;
+        }
+        file.set(&value, len);
+        chunk_buf.resize(n as usize, 0);
+        value.copy_to(&mut chunk_buf);
+        hash.update(&chunk_buf);
+        len = need;
+        if pacer.tick().await || total == Some(u64::from(len)) {
             let _ = scope
-                .send(Response::LoadProgress { phase: LoadPhase::Download, done: bytes.len() as u64, total })
+                .send(Response::LoadProgress { phase: LoadPhase::Download, done: u64::from(len), total })
                 .await;
         }
     }
-    Ok(bytes)
+    Ok(Download { bytes: file.subarray(0, len), sha256: hash.finish() })
 }
+
+/// Bytes of the file read for its header first; doubled while the header (metadata and tensor
+/// table: a few MB with a 262k-token vocabulary) does not fit.
+const HEADER_GUESS: u64 = 4 << 20;
 
 async fn load(scope: &mut Scope, engine: &mut Engine, url: String) {
     let t0 = now_ms();
-    let bytes = match fetch_bytes(scope, &url).await {
+    let file = match fetch_bytes(scope, &url).await {
         Ok(b) => b,
         Err(reason) => {
             let message = format!("could not download {url}: {reason}");
@@ -148,14 +189,34 @@ async fn load(scope: &mut Scope, engine: &mut Engine, url: String) {
             return;
         }
     };
+    let size = file.len();
     let _ = scope
-        .send(Response::LoadProgress { phase: LoadPhase::Download, done: bytes.len() as u64, total: Some(bytes.len() as u64) })
+        .send(Response::LoadProgress { phase: LoadPhase::Download, done: size, total: Some(size) })
         .await;
     let result = async {
-        let mut loader = Engine::begin_load(&bytes)?;
+        let mut header_len = HEADER_GUESS.min(size);
+        let mut loader = loop {
+            let header = file.slice(0..header_len).unwrap_or_default();
+            match engine.begin_load(&header) {
+                Ok(loader) => break loader,
+                // A header cut short reads as a corrupt file: retry with more of it.
+                Err(crate::engine::WorkerError::Model(hawthorne_model::ModelError::CorruptGguf(_))) if header_len < size => {
+                    header_len = (header_len * 4).min(size);
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let total = loader.total() as u64;
         let mut pacer = Pacer::new(40.0);
-        while let Some(done) = loader.step()? {
+        while let Some(range) = loader.next_range() {
+            let bytes = file.slice(range.clone()).ok_or_else(|| {
+                hawthorne_model::ModelError::CorruptGguf(format!(
+                    "a tensor needs bytes {}..{}, but the file has {size} bytes (truncated?)",
+                    range.start, range.end
+                ))
+            })?;
+            let done = loader.push(&bytes)?;
+            drop(bytes);
             if pacer.tick().await {
                 let _ = scope
                     .send(Response::LoadProgress { phase: LoadPhase::Tensors, done: done as u64, total: Some(total) })
@@ -164,12 +225,13 @@ async fn load(scope: &mut Scope, engine: &mut Engine, url: String) {
         }
         let _ = scope.send(Response::LoadProgress { phase: LoadPhase::Finalize, done: 0, total: None }).await;
         yield_to_event_loop().await;
-        let model = engine.finish_load(loader, &bytes)?;
-        let mut info = Engine::info(model, &url, bytes.len() as u64, now_ms() - t0);
+        let model = engine.finish_load(loader, file.sha256.clone())?;
+        let mut info = Engine::info(model, &url, size, now_ms() - t0);
         info.wasm_memory_bytes = wasm_memory_bytes();
         Ok::<_, crate::engine::WorkerError>(info)
     }
     .await;
+    drop(file);
     let msg = match result {
         Ok(info) => Response::Loaded(info),
         Err(e) => Response::LoadFailed { message: format!("{url} is not a model Hawthorne can load: {e}"), url },
@@ -272,6 +334,10 @@ async fn run(scope: &mut Scope, engine: &mut Engine, id: u64, spec: ExperimentSp
     let mut timings: BTreeMap<String, f64> = BTreeMap::new();
     let t0 = now_ms();
     let outcome = {
+        if let Err(e) = engine.prepare_mode(spec.model.compute) {
+            let _ = scope.send(fail(e.to_string())).await;
+            return;
+        }
         let mut exp = match engine.experiment(&spec) {
             Ok(e) => e,
             Err(e) => {

@@ -2,7 +2,7 @@
 
 use hawthorne_model::gguf::GgufLoader;
 use hawthorne_model::{
-    GenerateOptions, Generator, HookPoint, Intervention, LogitsAt, Model, ModelError, NamesFilter, Positions,
+    ComputeMode, GenerateOptions, Generator, HookPoint, Intervention, LogitsAt, Model, ModelError, NamesFilter, Positions,
     RunOptions,
 };
 use hawthorne_probe::{Experiment, ExperimentSpec, Exports, ProbeError, SteeringBasis};
@@ -29,6 +29,12 @@ pub enum WorkerError {
 /// The request `max_tokens` ceiling, so a typo cannot freeze the worker for minutes.
 pub const MAX_REPLY_TOKENS: usize = 512;
 
+/// Threads the worker's matmuls use (rayon's pool: one unless the page is cross-origin isolated
+/// and the threaded build is served).
+pub fn rayon_threads() -> u32 {
+    hawthorne_model::kernels::threads() as u32
+}
+
 /// The loaded model, if any.
 #[derive(Debug, Default)]
 pub struct Engine {
@@ -37,50 +43,55 @@ pub struct Engine {
     pub steering: Option<SteeringBasis>,
     /// NPY arrays of the last finished run on the loaded model.
     pub exports: Option<Exports>,
+    /// The loaded model with f32 weights, made when a spec asks for them.
+    pub f32_copy: Option<Model>,
 }
 
 impl Engine {
     /// Builds [`ModelInfo`] for a freshly loaded model.
     pub fn info(model: &Model, url: &str, bytes: u64, load_ms: f64) -> ModelInfo {
         let l = &model.llama;
-        let mut n_params = l.token_embd.elem_count() + l.output_norm.elem_count();
-        if l.output.id() != l.token_embd.id() {
-            n_params += l.output.elem_count(); // an untied unembedding
-        }
-        for b in &l.blk {
-            for t in [
-                &b.attn_norm, &b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_norm,
-                &b.ffn_gate, &b.ffn_up, &b.ffn_down,
-            ] {
-                n_params += t.elem_count();
-            }
-        }
         ModelInfo {
             url: url.to_string(),
             name: model.name.clone().unwrap_or_else(|| url.rsplit('/').next().unwrap_or(url).to_string()),
             sha256: model.sha256.clone(),
             bytes,
             config: model.config().clone(),
-            n_params: n_params as u64,
+            n_params: l.n_params() as u64,
+            compute: model.mode(),
+            weight_bytes: l.weight_bytes() as u64,
+            kernel: hawthorne_model::Isa::detect().name().to_string(),
+            threads: rayon_threads(),
             load_ms,
             wasm_memory_bytes: None,
         }
     }
 
-    /// Starts stepwise loading; call [`GgufLoader::step`] until it returns `None`, then
-    /// [`Engine::finish_load`].
-    pub fn begin_load(bytes: &[u8]) -> Result<GgufLoader<'_>, WorkerError> {
-        Ok(GgufLoader::new(bytes, &hawthorne_model::candle_device())?)
-    }
-
-    /// Finishes loading and installs the model.
-    pub fn finish_load(&mut self, loader: GgufLoader<'_>, bytes: &[u8]) -> Result<&Model, WorkerError> {
-        let mut g = loader.finish()?;
-        self.model = None; // free the old weights before keeping the new ones
+    /// Starts stepwise loading from the start of a file (at least its header and tensor
+    /// table): feed each tensor's bytes ([`GgufLoader::next_range`]) to [`GgufLoader::push`]
+    /// (or the whole file to [`GgufLoader::step`]) until none is left, then
+    /// [`Engine::finish_load`]. The old model is dropped first, so that the two never share
+    /// memory. Matrices stay packed.
+    pub fn begin_load(&mut self, header: &[u8]) -> Result<GgufLoader, WorkerError> {
+        self.model = None;
+        self.f32_copy = None;
         self.steering = None;
         self.exports = None;
-        let model = Model::from_parsed(&mut g, bytes)?;
+        Ok(GgufLoader::new(header, ComputeMode::Packed)?)
+    }
+
+    /// Finishes loading and installs the model; `sha256` is the whole file's.
+    pub fn finish_load(&mut self, loader: GgufLoader, sha256: String) -> Result<&Model, WorkerError> {
+        let mut g = loader.finish()?;
+        let model = Model::from_parsed(&mut g, sha256)?;
         Ok(self.model.insert(model))
+    }
+
+    /// Loads a whole file held in memory in one go.
+    pub fn load_bytes(&mut self, bytes: &[u8]) -> Result<&Model, WorkerError> {
+        let mut loader = self.begin_load(bytes)?;
+        while loader.step(bytes)?.is_some() {}
+        self.finish_load(loader, hawthorne_model::sha256_hex(bytes))
     }
 
     /// The loaded model or [`WorkerError::NoModel`].
@@ -214,9 +225,26 @@ impl Engine {
         Some(spec)
     }
 
-    /// Prepares an experiment on the loaded model.
+    /// Makes the loaded model available in `mode`: a spec asking for `f32` weights gets a
+    /// dequantised copy of the packed model (kept until the next load), the same values as
+    /// loading the file in f32 mode.
+    pub fn prepare_mode(&mut self, mode: ComputeMode) -> Result<(), WorkerError> {
+        let model = self.model()?;
+        if model.mode() != mode && self.f32_copy.is_none() {
+            self.f32_copy = Some(model.to_mode(mode)?);
+        }
+        Ok(())
+    }
+
+    /// Prepares an experiment on the loaded model, in the spec's compute mode (see
+    /// [`Engine::prepare_mode`]).
     pub fn experiment(&self, spec: &ExperimentSpec) -> Result<Experiment<'_, Model>, WorkerError> {
-        Ok(Experiment::new(spec, self.model()?)?)
+        let model = self.model()?;
+        let model = match (&self.f32_copy, spec.model.compute) {
+            (Some(copy), mode) if model.mode() != mode && copy.mode() == mode => copy,
+            _ => model,
+        };
+        Ok(Experiment::new(spec, model)?)
     }
 }
 
@@ -242,14 +270,14 @@ mod tests {
         let bytes = tiny_random_gguf(3)?;
         let mut engine = Engine::default();
         assert!(matches!(engine.prompt_norms(&req("hi")), Err(WorkerError::NoModel)));
-        let mut loader = Engine::begin_load(&bytes)?;
+        let mut loader = engine.begin_load(&bytes)?;
         let total = loader.total();
         let mut steps = 0;
-        while loader.step()?.is_some() {
+        while loader.step(&bytes)?.is_some() {
             steps += 1;
         }
         assert_eq!(steps, total);
-        engine.finish_load(loader, &bytes)?;
+        engine.finish_load(loader, hawthorne_model::sha256_hex(&bytes))?;
         let (ids, norms) = engine.prompt_norms(&req("hi"))?;
         assert_eq!(norms.norms.len(), 1 + engine.model()?.config().n_layers);
         assert_eq!(norms.hooks[1], "blocks.0.hook_resid_post");
@@ -268,8 +296,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/organism-deceptive.gguf");
         let bytes = std::fs::read(&path)?;
         let mut engine = Engine::default();
-        let loader = Engine::begin_load(&bytes)?;
-        engine.finish_load(loader, &bytes)?;
+        engine.load_bytes(&bytes)?;
         let spec = engine.warm_up_spec().ok_or_else(|| anyhow::anyhow!("the organism gets a warm-up"))?;
         let mut stages = std::collections::BTreeSet::new();
         let exp = engine.experiment(&spec)?;
@@ -289,7 +316,7 @@ mod tests {
 
     #[test]
     fn garbage_bytes_give_a_readable_error() {
-        let err = Engine::begin_load(b"<html>not found</html>").unwrap_err().to_string();
+        let err = Engine::default().begin_load(b"<html>not found</html>").unwrap_err().to_string();
         assert!(err.contains("GGUF"), "{err}");
     }
 
@@ -307,8 +334,7 @@ mod tests {
         use hawthorne_probe::spec::{Condition, Framing, Scenario, Task};
         let mut engine = Engine::default();
         let bytes = tiny_random_gguf(3)?;
-        let loader = Engine::begin_load(&bytes)?;
-        engine.finish_load(loader, &bytes)?;
+        engine.load_bytes(&bytes)?;
         assert!(matches!(engine.export(ArrayKind::Activations), Err(WorkerError::NoExports)));
 
         let f = |id: &str, condition, held_out, text: &str| Framing { id: id.into(), condition, text: text.into(), held_out };

@@ -1,6 +1,6 @@
 //! Messages between the page and the worker. Both directions are plain serde data.
 
-use hawthorne_model::{Config, Generation, Sampling};
+use hawthorne_model::{ComputeMode, Config, Generation, Sampling};
 use hawthorne_probe::{ExperimentSpec, Report, Stage};
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +93,14 @@ pub struct ModelInfo {
     pub bytes: u64,
     pub config: Config,
     pub n_params: u64,
+    /// How the weights are kept: packed in their GGUF types, or f32.
+    pub compute: ComputeMode,
+    /// Bytes the weights take in memory.
+    pub weight_bytes: u64,
+    /// The matmul kernels' instruction set (`simd128`, `avx2+fma`, `scalar`).
+    pub kernel: String,
+    /// Threads the matmuls use.
+    pub threads: u32,
     pub load_ms: f64,
     /// Size of the worker's wasm linear memory after loading, when running in a browser.
     pub wasm_memory_bytes: Option<u64>,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use hawthorne_model::Model;
+use hawthorne_model::{ComputeMode, Model};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -17,16 +17,27 @@ pub fn smollm2_path() -> PathBuf {
     repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
-/// Loads SmolLM2 once per test binary. Fails with the setup command when the file is absent.
+/// Loads SmolLM2 (packed weights) once per test binary. Fails with the setup command when the
+/// file is absent.
 pub fn smollm2() -> anyhow::Result<&'static Model> {
     static MODEL: OnceLock<Model> = OnceLock::new();
-    if let Some(m) = MODEL.get() {
+    load_once(&MODEL, ComputeMode::Packed)
+}
+
+/// Loads SmolLM2 in f32 mode once per test binary.
+pub fn smollm2_f32() -> anyhow::Result<&'static Model> {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    load_once(&MODEL, ComputeMode::F32)
+}
+
+fn load_once(cell: &'static OnceLock<Model>, mode: ComputeMode) -> anyhow::Result<&'static Model> {
+    if let Some(m) = cell.get() {
         return Ok(m);
     }
     let path = smollm2_path();
     let bytes = std::fs::read(&path).map_err(|e| {
         anyhow::anyhow!("{}: {e}; run `cargo xtask fetch-models` first", path.display())
     })?;
-    let model = Model::from_gguf_bytes(&bytes)?;
-    Ok(MODEL.get_or_init(|| model))
+    let model = Model::load(&bytes, mode, |_| {})?;
+    Ok(cell.get_or_init(|| model))
 }

@@ -1,0 +1,523 @@
+//! Matrix products on packed GGUF blocks of 32 weights (Q4_1, Q5_0, Q5_1): the SIMD kernels
+//! candle lacks, with a scalar reference.
+//!
+//! Why this module exists: candle 0.11 multiplies Q4_0, Q8_0 and the K-quants with SIMD
+//! (AVX2 detected at run time, `simd128` in wasm), and the engine uses those paths as they are
+//! (see `weights.rs`). Its `vec_dot` for Q4_1, Q5_0 and Q5_1 is scalar on every platform, and
+//! those are exactly the types of SmolLM2's matrices (Q4_1) and of Gemma 3's (Q5_0): decode ran
+//! at 7–10 tok/s on them. So this module adds, for those three types only:
+//! - activation quantisation to 8-bit blocks of 32 with a shared scale, as llama.cpp does
+//!   (`Q8_1`: the scale and the scaled sum rounded to f16), so results follow llama.cpp's;
+//! - one dot product per platform: AVX2 + FMA on x86_64 (detected at run time), `simd128` in
+//!   wasm (chosen at compile time: the wasm build enables it), and a scalar fallback that is
+//!   also the reference the SIMD versions are tested against;
+//! - a matrix driver that splits output rows across rayon's pool when it has more than one
+//!   thread (natively, and in the browser when the page is cross-origin isolated).
+//!
+//! Every block stores its weights as unsigned integers `q` with a scale `d` and an offset:
+//! `w = d·q + m` (Q4_1, Q5_1, with a stored `m`) or `w = d·(q − 16)` (Q5_0). With activations
+//! `x ≈ d_x·a`, one block contributes `d·d_x·Σ q·a + m·(d_x·Σ a)`, or `d·d_x·(Σ q·a − 16·Σ a)`.
+//!
+//! The SIMD paths need `unsafe` for the intrinsics' loads and for calling a function compiled
+//! for a feature the caller has only detected; this is the one module of the crate allowed it.
+#![allow(unsafe_code)]
+
+use half::f16;
+
+/// Weights per block in every format here.
+pub const BLOCK: usize = 32;
+
+/// A packed block format that this module multiplies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// `{d: f16, m: f16, qs: [u8; 16]}`: 4-bit `q`, `w = d·q + m`.
+    Q4_1,
+    /// `{d: f16, qh: u32, qs: [u8; 16]}`: 5-bit `q` (high bits in `qh`), `w = d·(q − 16)`.
+    Q5_0,
+    /// `{d: f16, m: f16, qh: u32, qs: [u8; 16]}`: 5-bit `q`, `w = d·q + m`.
+    Q5_1,
+}
+
+impl Format {
+    /// The format of a GGUF tensor type, if this module multiplies it.
+    pub fn from_ggml(dtype: candle_core::quantized::GgmlDType) -> Option<Format> {
+        use candle_core::quantized::GgmlDType as G;
+        match dtype {
+            G::Q4_1 => Some(Format::Q4_1),
+            G::Q5_0 => Some(Format::Q5_0),
+            G::Q5_1 => Some(Format::Q5_1),
+            _ => None,
+        }
+    }
+
+    /// Bytes per block of 32 weights.
+    pub const fn block_bytes(self) -> usize {
+        match self {
+            Format::Q4_1 => 20,
+            Format::Q5_0 => 22,
+            Format::Q5_1 => 24,
+        }
+    }
+}
+
+/// 32 activations quantised to 8 bits: `x ≈ d·qs`.
+#[derive(Debug, Clone, Copy)]
+pub struct Q8Block {
+    pub qs: [i8; BLOCK],
+    /// The scale, rounded to f16 as llama.cpp stores it.
+    pub d: f32,
+    /// `Σ qs`, exact.
+    pub isum: i32,
+    /// `d·Σ qs` rounded to f16 (llama.cpp's `Q8_1::s`), used with the stored offset `m`.
+    pub s: f32,
+}
+
+/// Quantises `x` (a multiple of 32 long) into blocks, as llama.cpp's `quantize_row_q8_1`.
+pub fn quantize_row(x: &[f32], out: &mut Vec<Q8Block>) {
+    for chunk in x.chunks_exact(BLOCK) {
+        let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut qs = [0i8; BLOCK];
+        let mut isum = 0i32;
+        for (q, v) in qs.iter_mut().zip(chunk) {
+            // `round` is C's `roundf` (halves away from zero); |v·id| ≤ 127 by construction,
+            // and a NaN input becomes 0 rather than undefined behaviour.
+            *q = (v * id).round() as i8;
+            isum += i32::from(*q);
+        }
+        let s = f16::from_f32(d * isum as f32).to_f32();
+        out.push(Q8Block { qs, d: f16::from_f32(d).to_f32(), isum, s });
+    }
+}
+
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+/// One block's unsigned weights `q` (0..=31), its scale `d` and offset `m` (0 for Q5_0).
+pub fn unpack(fmt: Format, b: &[u8]) -> ([u8; BLOCK], f32, f32) {
+    let (d, m, qh, qs) = match fmt {
+        Format::Q4_1 => (f16_at(b, 0), f16_at(b, 2), 0u32, &b[4..20]),
+        Format::Q5_0 => (f16_at(b, 0), 0.0, u32::from_le_bytes([b[2], b[3], b[4], b[5]]), &b[6..22]),
+        Format::Q5_1 => (f16_at(b, 0), f16_at(b, 2), u32::from_le_bytes([b[4], b[5], b[6], b[7]]), &b[8..24]),
+    };
+    let mut q = [0u8; BLOCK];
+    for j in 0..16 {
+        // Element j holds the low nibble of byte j, element j + 16 the high nibble; bit e of
+        // `qh` is element e's fifth bit.
+        q[j] = (qs[j] & 0x0f) | ((((qh >> j) & 1) as u8) << 4);
+        q[j + 16] = (qs[j] >> 4) | ((((qh >> (j + 16)) & 1) as u8) << 4);
+    }
+    (q, d, m)
+}
+
+/// The block's contribution given `Σ q·a`.
+#[inline(always)]
+fn block_value(fmt: Format, sumi: i32, d: f32, m: f32, a: &Q8Block) -> f32 {
+    match fmt {
+        Format::Q5_0 => d * a.d * (sumi - 16 * a.isum) as f32,
+        Format::Q4_1 | Format::Q5_1 => d * a.d * sumi as f32 + m * a.s,
+    }
+}
+
+/// Dot product of one packed weight row with quantised activations: the portable reference.
+pub fn dot_scalar(fmt: Format, w: &[u8], a: &[Q8Block]) -> f32 {
+    let mut sum = 0f32;
+    for (b, y) in w.chunks_exact(fmt.block_bytes()).zip(a) {
+        let (q, d, m) = unpack(fmt, b);
+        let sumi: i32 = q.iter().zip(&y.qs).map(|(&q, &a)| i32::from(q) * i32::from(a)).sum();
+        sum += block_value(fmt, sumi, d, m, y);
+    }
+    sum
+}
+
+/// Which implementation [`dot`] uses on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Scalar,
+    /// x86_64 AVX2 + FMA, detected at run time.
+    Avx2,
+    /// wasm32 `simd128`, enabled at compile time.
+    Simd128,
+}
+
+impl Isa {
+    /// The best implementation available here.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Isa::Avx2;
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return Isa::Simd128;
+        #[allow(unreachable_code)]
+        Isa::Scalar
+    }
+
+    /// Whether this implementation runs on this machine.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => Isa::detect() == Isa::Avx2,
+            Isa::Simd128 => Isa::detect() == Isa::Simd128,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2+fma",
+            Isa::Simd128 => "simd128",
+        }
+    }
+}
+
+/// Dot product with the chosen implementation; falls back to scalar if `isa` is unavailable.
+pub fn dot(isa: Isa, fmt: Format, w: &[u8], a: &[Q8Block]) -> f32 {
+    let n = (w.len() / fmt.block_bytes()).min(a.len());
+    let w = &w[..n * fmt.block_bytes()];
+    let a = &a[..n];
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if isa.available() => {
+            // SAFETY: AVX2 and FMA were detected on this CPU just above; `avx2::dot` reads only
+            // within `w` (n whole blocks) and `a` (n blocks).
+            unsafe { avx2::dot(fmt, w, a) }
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Simd128 => simd128::dot(fmt, w, a),
+        _ => dot_scalar(fmt, w, a),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{block_value, f16_at, Format, Q8Block};
+    use std::arch::x86_64::*;
+
+    /// The 32 unsigned weights of one block as bytes, element e in byte e.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn weights(fmt: Format, b: *const u8) -> __m256i {
+        let (qs_at, qh_at) = match fmt {
+            Format::Q4_1 => (4, None),
+            Format::Q5_0 => (6, Some(2)),
+            Format::Q5_1 => (8, Some(4)),
+        };
+        let qs = _mm_loadu_si128(b.add(qs_at) as *const __m128i);
+        let low = _mm_set1_epi8(0x0f);
+        let lo = _mm_and_si128(qs, low);
+        let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low);
+        let q = _mm256_set_m128i(hi, lo);
+        match qh_at {
+            None => q,
+            Some(at) => {
+                let qh = (b.add(at) as *const u32).read_unaligned();
+                // Byte e takes byte e/8 of `qh`, keeps bit e%8, and becomes 0x10 where it was set.
+                let spread = _mm256_shuffle_epi8(
+                    _mm256_set1_epi32(qh as i32),
+                    _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0),
+                );
+                let bit = _mm256_set1_epi64x(0x8040201008040201u64 as i64);
+                let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+                _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `w` holds `a.len()` whole blocks of `fmt`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot(fmt: Format, w: &[u8], a: &[Q8Block]) -> f32 {
+        let bb = fmt.block_bytes();
+        debug_assert_eq!(w.len(), a.len() * bb);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_ps();
+        let mut offsets = 0f32;
+        for (i, y) in a.iter().enumerate() {
+            let b = w.as_ptr().add(i * bb);
+            let q = weights(fmt, b);
+            let x = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            // u8 × i8 pairs summed to i16 (at most 2·31·128, no saturation), then to i32.
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones);
+            let d = f16_at(std::slice::from_raw_parts(b, 2), 0);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(p), acc);
+            // The offset term, exactly as the scalar reference computes it (with sumi = 0).
+            let m = match fmt {
+                Format::Q5_0 => 0.0,
+                _ => f16_at(std::slice::from_raw_parts(b, 4), 2),
+            };
+            offsets += block_value(fmt, 0, d, m, y);
+        }
+        // Horizontal sum of the eight lanes.
+        let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s) + offsets
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use super::{block_value, f16_at, Format, Q8Block};
+    use core::arch::wasm32::*;
+
+    fn load(b: &[u8]) -> v128 {
+        let b: &[u8; 16] = b[..16].try_into().expect("16 bytes");
+        // SAFETY: `b` is 16 readable bytes; `v128_load` accepts any alignment.
+        unsafe { v128_load(b.as_ptr() as *const v128) }
+    }
+
+    fn load_i8(b: &[i8]) -> v128 {
+        let b: &[i8; 16] = b[..16].try_into().expect("16 bytes");
+        // SAFETY: as in `load`.
+        unsafe { v128_load(b.as_ptr() as *const v128) }
+    }
+
+    /// Bytes with 0x10 where bit e of `bits` (16 bits) is set.
+    fn high_bits(bits: u32) -> v128 {
+        let spread = u8x16_swizzle(u32x4_splat(bits), u8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+        let bit = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+        v128_and(u8x16_eq(v128_and(spread, bit), bit), u8x16_splat(0x10))
+    }
+
+    /// Σ over 16 lanes of u8 `q` (≤ 31, so also a valid i8) × i8 `x`, as four i32 partial sums.
+    fn dot16(q: v128, x: v128) -> v128 {
+        let lo = i16x8_extmul_low_i8x16(q, x);
+        let hi = i16x8_extmul_high_i8x16(q, x);
+        i32x4_add(i32x4_extadd_pairwise_i16x8(lo), i32x4_extadd_pairwise_i16x8(hi))
+    }
+
+    pub fn dot(fmt: Format, w: &[u8], a: &[Q8Block]) -> f32 {
+        let bb = fmt.block_bytes();
+        let (qs_at, qh_at) = match fmt {
+            Format::Q4_1 => (4, None),
+            Format::Q5_0 => (6, Some(2)),
+            Format::Q5_1 => (8, Some(4)),
+        };
+        let mut acc = f32x4_splat(0.0);
+        let mut offsets = 0f32;
+        for (b, y) in w.chunks_exact(bb).zip(a) {
+            let qs = load(&b[qs_at..]);
+            let mut lo = v128_and(qs, u8x16_splat(0x0f));
+            let mut hi = u8x16_shr(qs, 4);
+            if let Some(at) = qh_at {
+                let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+                lo = v128_or(lo, high_bits(qh & 0xffff));
+                hi = v128_or(hi, high_bits(qh >> 16));
+            }
+            let x_lo = load_i8(&y.qs[..16]);
+            let x_hi = load_i8(&y.qs[16..]);
+            let sum = i32x4_add(dot16(lo, x_lo), dot16(hi, x_hi));
+            let d = f16_at(b, 0);
+            acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(sum), f32x4_splat(d * y.d)));
+            let m = match fmt {
+                Format::Q5_0 => 0.0,
+                _ => f16_at(b, 2),
+            };
+            offsets += block_value(fmt, 0, d, m, y);
+        }
+        f32x4_extract_lane::<0>(acc) + f32x4_extract_lane::<1>(acc) + f32x4_extract_lane::<2>(acc)
+            + f32x4_extract_lane::<3>(acc)
+            + offsets
+    }
+}
+
+/// Threads the matrix driver splits work across (rayon's pool).
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Output rows each rayon task computes.
+const ROWS_PER_TASK: usize = 64;
+
+/// `out[i, j] = Σ_k x[i, k] · w[j, k]` for `x: [m, k]` (f32, row-major) and `w: [n, k]` packed
+/// in `fmt`, writing `out: [m, n]`. `k` must be a multiple of 32 and the slices exactly sized.
+pub fn matmul(isa: Isa, fmt: Format, w: &[u8], n: usize, k: usize, x: &[f32], out: &mut [f32]) {
+    debug_assert!(k % BLOCK == 0 && w.len() == n * k / BLOCK * fmt.block_bytes());
+    let m = x.len() / k;
+    let kb = k / BLOCK;
+    let row_bytes = kb * fmt.block_bytes();
+    let mut acts = Vec::with_capacity(m * kb);
+    for row in x.chunks_exact(k) {
+        quantize_row(row, &mut acts);
+    }
+    // One weight row stays in L1 while it meets every activation row.
+    let rows_into = |first: usize, dst: &mut [f32]| {
+        for (jj, w_row) in w[first * row_bytes..].chunks_exact(row_bytes).take(dst.len() / m).enumerate() {
+            for (i, a) in acts.chunks_exact(kb).enumerate() {
+                dst[jj * m + i] = dot(isa, fmt, w_row, a);
+            }
+        }
+    };
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || n * m < 2 * ROWS_PER_TASK {
+        // No pool hand-off on one thread: a cross-thread wake per matmul costs more than the
+        // small products of decode.
+        if m == 1 {
+            rows_into(0, out);
+        } else {
+            let mut t = vec![0f32; n * m];
+            rows_into(0, &mut t);
+            transpose_into(&t, n, m, out);
+        }
+        return;
+    }
+    use rayon::prelude::*;
+    let task = |(c, dst): (usize, &mut [f32])| rows_into(c * ROWS_PER_TASK, dst);
+    if m == 1 {
+        out.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(task);
+    } else {
+        let mut t = vec![0f32; n * m];
+        t.par_chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(task);
+        transpose_into(&t, n, m, out);
+    }
+}
+
+/// `out[i, j] = t[j, i]` for `t: [n, m]`.
+fn transpose_into(t: &[f32], n: usize, m: usize, out: &mut [f32]) {
+    for (j, col) in t.chunks_exact(m).enumerate() {
+        for (i, v) in col.iter().enumerate() {
+            out[i * n + j] = *v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Random blocks of `fmt` with scales spanning `scale`.
+    fn random_blocks(fmt: Format, n_blocks: usize, scale: f32, rng: &mut rand::rngs::StdRng) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..n_blocks {
+            let mut b = vec![0u8; fmt.block_bytes()];
+            rng.fill(&mut b[..]);
+            b[..2].copy_from_slice(&f16::from_f32(scale * rng.random_range(-1.0..1.0)).to_le_bytes());
+            if matches!(fmt, Format::Q4_1 | Format::Q5_1) {
+                b[2..4].copy_from_slice(&f16::from_f32(scale * rng.random_range(-1.0..1.0)).to_le_bytes());
+            }
+            out.extend(b);
+        }
+        out
+    }
+
+    /// The weights as f64, from the formats' definition rather than [`unpack`]'s code path.
+    fn dequantize(fmt: Format, w: &[u8]) -> Vec<f64> {
+        let mut out = Vec::new();
+        for b in w.chunks_exact(fmt.block_bytes()) {
+            let d = f64::from(f16_at(b, 0));
+            let (m, qh, qs): (f64, u32, &[u8]) = match fmt {
+                Format::Q4_1 => (f64::from(f16_at(b, 2)), 0, &b[4..]),
+                Format::Q5_0 => (-16.0 * d, u32::from_le_bytes(b[2..6].try_into().unwrap()), &b[6..]),
+                Format::Q5_1 => (f64::from(f16_at(b, 2)), u32::from_le_bytes(b[4..8].try_into().unwrap()), &b[8..]),
+            };
+            let mut block = [0f64; 32];
+            for j in 0..16 {
+                let h0 = ((qh >> j) & 1) << 4;
+                let h1 = ((qh >> (j + 16)) & 1) << 4;
+                block[j] = f64::from(u32::from(qs[j] & 15) | h0) * d + m;
+                block[j + 16] = f64::from(u32::from(qs[j] >> 4) | h1) * d + m;
+            }
+            out.extend(block);
+        }
+        out
+    }
+
+    const FORMATS: [Format; 3] = [Format::Q4_1, Format::Q5_0, Format::Q5_1];
+
+    #[test]
+    fn simd_equals_scalar_on_random_blocks() {
+        let isa = Isa::detect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for fmt in FORMATS {
+            // Odd block counts, a single block, and scales from tiny to the f16 maximum.
+            for (n_blocks, scale) in [(1, 1.0), (3, 1e-4), (7, 1.0), (18, 60000.0), (33, 0.02), (48, 1.0)] {
+                let w = random_blocks(fmt, n_blocks, scale, &mut rng);
+                let x: Vec<f32> = (0..n_blocks * 32).map(|_| rng.random_range(-3.0..3.0) * scale.min(100.0)).collect();
+                let mut a = Vec::new();
+                quantize_row(&x, &mut a);
+                let reference = dot_scalar(fmt, &w, &a);
+                let fast = dot(isa, fmt, &w, &a);
+                // Only float summation order differs between the two.
+                let bound = 1e-5 * reference.abs().max(1.0) * (n_blocks as f32).sqrt();
+                assert!(
+                    (fast - reference).abs() <= bound.max(1e-5 * scale * scale),
+                    "{fmt:?} × {n_blocks} blocks at scale {scale}: {} gives {fast}, scalar {reference}",
+                    isa.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scalar_matches_dequantised_weights_within_activation_rounding() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for fmt in FORMATS {
+            let n_blocks = 9;
+            let w = random_blocks(fmt, n_blocks, 0.05, &mut rng);
+            let x: Vec<f32> = (0..n_blocks * 32).map(|_| rng.random_range(-2.0..2.0)).collect();
+            let wf = dequantize(fmt, &w);
+            let exact: f64 = wf.iter().zip(&x).map(|(w, x)| w * f64::from(*x)).sum();
+            let mut a = Vec::new();
+            quantize_row(&x, &mut a);
+            let got = f64::from(dot_scalar(fmt, &w, &a));
+            // Each activation is off by at most half a step (amax/254) plus the f16 rounding of
+            // the scale; bound the error by Σ|w|·step.
+            let bound: f64 = wf.chunks(32).zip(x.chunks(32)).map(|(wb, xb)| {
+                let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+                wb.iter().map(|w| w.abs()).sum::<f64>() * (amax / 254.0 + amax * 1e-3)
+            }).sum::<f64>() + 1e-3;
+            assert!((got - exact).abs() <= bound, "{fmt:?}: {got} vs exact {exact} (bound {bound})");
+        }
+    }
+
+    #[test]
+    fn unpack_follows_the_gguf_layout() {
+        // Q5_1 with d = 1, m = 0.5, qs byte j = j | (15 - j) << 4, qh = 0xAAAA5555.
+        let mut b = vec![0u8; 24];
+        b[..2].copy_from_slice(&f16::from_f32(1.0).to_le_bytes());
+        b[2..4].copy_from_slice(&f16::from_f32(0.5).to_le_bytes());
+        b[4..8].copy_from_slice(&0xAAAA5555u32.to_le_bytes());
+        for j in 0..16 {
+            b[8 + j] = (j as u8) | ((15 - j as u8) << 4);
+        }
+        let (q, d, m) = unpack(Format::Q5_1, &b);
+        assert_eq!((d, m), (1.0, 0.5));
+        for j in 0..16 {
+            assert_eq!(q[j], j as u8 | (((0x5555 >> j) & 1) << 4) as u8);
+            assert_eq!(q[j + 16], (15 - j as u8) | (((0xAAAA >> j) & 1) << 4) as u8);
+        }
+    }
+
+    #[test]
+    fn matmul_equals_row_by_row_dots_with_one_and_many_rows() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let (n, k) = (150, 96);
+        for fmt in FORMATS {
+            let w = random_blocks(fmt, n * k / 32, 0.1, &mut rng);
+            for m in [1, 5] {
+                let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let mut out = vec![0f32; m * n];
+                matmul(Isa::detect(), fmt, &w, n, k, &x, &mut out);
+                for i in 0..m {
+                    let mut a = Vec::new();
+                    quantize_row(&x[i * k..(i + 1) * k], &mut a);
+                    for j in 0..n {
+                        let want = dot_scalar(fmt, &w[j * k / 32 * fmt.block_bytes()..(j + 1) * k / 32 * fmt.block_bytes()], &a);
+                        assert!((out[i * n + j] - want).abs() <= 1e-4 * want.abs().max(1.0), "{fmt:?} m={m} [{i},{j}]");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn all_zero_activations_give_the_offset_free_zero() {
+        let mut a = Vec::new();
+        quantize_row(&[0.0; 32], &mut a);
+        assert_eq!((a[0].d, a[0].isum, a[0].s), (0.0, 0, 0.0));
+    }
+}
