@@ -23,7 +23,8 @@ fn hawthorne(args: &[&str]) -> Result<(String, String)> {
 
 fn run_report(dir: &Path, backend: &str) -> Result<Value> {
     let dir_s = dir.to_str().ok_or_else(|| anyhow!("path"))?;
-    hawthorne(&["run", "examples/organism-deceptive.json", "--quiet", "--backend", backend, "--out", dir_s])?;
+    // Both backends in f32 mode (ONNX Runtime runs the f32 graph), so the specs are the same.
+    hawthorne(&["run", "examples/organism-deceptive.json", "--quiet", "--backend", backend, "--compute", "f32", "--out", dir_s])?;
     Ok(serde_json::from_str(&std::fs::read_to_string(dir.join("report.json"))?)?)
 }
 

@@ -136,7 +136,7 @@ pub fn dot_scalar(fmt: Format, w: &[u8], a: &[Q8Block]) -> f32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
     Scalar,
-    /// x86_64 AVX2 + FMA, detected at run time.
+    /// x86_64 AVX2 + FMA + F16C, detected at run time.
     Avx2,
     /// wasm32 `simd128`, enabled at compile time.
     Simd128,
@@ -146,7 +146,7 @@ impl Isa {
     /// The best implementation available here.
     pub fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c") {
             return Isa::Avx2;
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -159,7 +159,10 @@ impl Isa {
     pub fn available(self) -> bool {
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 => Isa::detect() == Isa::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => avx2_available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 => false,
             Isa::Simd128 => Isa::detect() == Isa::Simd128,
         }
     }
@@ -167,38 +170,48 @@ impl Isa {
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
-            Isa::Avx2 => "avx2+fma",
+            Isa::Avx2 => "avx2+fma+f16c",
             Isa::Simd128 => "simd128",
         }
     }
 }
 
-/// Dot product with the chosen implementation; falls back to scalar if `isa` is unavailable.
-pub fn dot(isa: Isa, fmt: Format, w: &[u8], a: &[Q8Block]) -> f32 {
-    let n = (w.len() / fmt.block_bytes()).min(a.len());
-    let w = &w[..n * fmt.block_bytes()];
-    let a = &a[..n];
+/// Dot products of one weight row with `R` activation rows, with the chosen implementation;
+/// scalar if `isa` is not available here.
+pub fn dot_rows<const R: usize>(isa: Isa, fmt: Format, w: &[u8], a: [&[Q8Block]; R]) -> [f32; R] {
+    let n = a.iter().fold(w.len() / fmt.block_bytes(), |n, r| n.min(r.len()));
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 if isa.available() => {
-            // SAFETY: AVX2 and FMA were detected on this CPU just above; `avx2::dot` reads only
-            // within `w` (n whole blocks) and `a` (n blocks).
-            unsafe { avx2::dot(fmt, w, a) }
+        Isa::Avx2 if avx2_available() => {
+            // SAFETY: AVX2, FMA and F16C were detected on this CPU; `dot_rows` reads `n` whole
+            // blocks of `w` and of each row, which all hold at least that many.
+            unsafe { avx2::dot_rows::<R>(fmt, w, a, n) }
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        Isa::Simd128 => simd128::dot(fmt, w, a),
-        _ => dot_scalar(fmt, w, a),
+        Isa::Simd128 => a.map(|r| simd128::dot(fmt, &w[..n * fmt.block_bytes()], &r[..n])),
+        _ => a.map(|r| dot_scalar(fmt, &w[..n * fmt.block_bytes()], &r[..n])),
     }
+}
+
+/// Dot product of one weight row with one activation row (see [`dot_rows`]).
+pub fn dot(isa: Isa, fmt: Format, w: &[u8], a: &[Q8Block]) -> f32 {
+    dot_rows::<1>(isa, fmt, w, [a])[0]
+}
+
+/// Whether AVX2, FMA and F16C are present; std caches the answer, so this is two loads.
+#[cfg(target_arch = "x86_64")]
+fn avx2_available() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c")
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{block_value, f16_at, Format, Q8Block};
+    use super::{block_value, Format, Q8Block};
     use std::arch::x86_64::*;
 
     /// The 32 unsigned weights of one block as bytes, element e in byte e.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn weights(fmt: Format, b: *const u8) -> __m256i {
         let (qs_at, qh_at) = match fmt {
             Format::Q4_1 => (4, None),
@@ -226,35 +239,61 @@ mod avx2 {
         }
     }
 
-    /// # Safety
-    /// The CPU must support AVX2 and FMA; `w` holds `a.len()` whole blocks of `fmt`.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot(fmt: Format, w: &[u8], a: &[Q8Block]) -> f32 {
-        let bb = fmt.block_bytes();
-        debug_assert_eq!(w.len(), a.len() * bb);
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = _mm256_setzero_ps();
-        let mut offsets = 0f32;
-        for (i, y) in a.iter().enumerate() {
-            let b = w.as_ptr().add(i * bb);
-            let q = weights(fmt, b);
-            let x = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-            // u8 × i8 pairs summed to i16 (at most 2·31·128, no saturation), then to i32.
-            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones);
-            let d = f16_at(std::slice::from_raw_parts(b, 2), 0);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(p), acc);
-            // The offset term, exactly as the scalar reference computes it (with sumi = 0).
-            let m = match fmt {
-                Format::Q5_0 => 0.0,
-                _ => f16_at(std::slice::from_raw_parts(b, 4), 2),
-            };
-            offsets += block_value(fmt, 0, d, m, y);
-        }
-        // Horizontal sum of the eight lanes.
+    /// The block's scale `d` and offset `m` (0 for Q5_0), converted by F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn scales(fmt: Format, b: *const u8) -> (f32, f32) {
+        let halves = (b as *const u32).read_unaligned(); // d, then m (or qh's low half)
+        let v = _mm_cvtph_ps(_mm_cvtsi32_si128(halves as i32));
+        let d = _mm_cvtss_f32(v);
+        let m = match fmt {
+            Format::Q5_0 => 0.0,
+            _ => _mm_cvtss_f32(_mm_shuffle_ps(v, v, 1)),
+        };
+        (d, m)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn hsum(acc: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s) + offsets
+        _mm_cvtss_f32(s)
+    }
+
+    /// Dot products of one weight row with `R` activation rows: each block is unpacked once
+    /// and met by every row (prefill runs four rows at a time).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C; `w` holds `n` whole blocks of `fmt` and every
+    /// row of `a` at least `n` blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_rows<const R: usize>(fmt: Format, w: &[u8], a: [&[Q8Block]; R], n: usize) -> [f32; R] {
+        let bb = fmt.block_bytes();
+        debug_assert!(w.len() >= n * bb && a.iter().all(|r| r.len() >= n));
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut offsets = [0f32; R];
+        for i in 0..n {
+            let b = w.as_ptr().add(i * bb);
+            let q = weights(fmt, b);
+            let (d, m) = scales(fmt, b);
+            for r in 0..R {
+                let y = a[r].get_unchecked(i);
+                let x = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                // u8 × i8 pairs summed to i16 (at most 2·31·127, no saturation), then to i32.
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones);
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(p), acc[r]);
+                // The offset term, exactly as the scalar reference computes it (with sumi = 0).
+                offsets[r] += block_value(fmt, 0, d, m, y);
+            }
+        }
+        let mut out = [0f32; R];
+        for r in 0..R {
+            out[r] = hsum(acc[r]) + offsets[r];
+        }
+        out
     }
 }
 
@@ -343,11 +382,18 @@ pub fn matmul(isa: Isa, fmt: Format, w: &[u8], n: usize, k: usize, x: &[f32], ou
     for row in x.chunks_exact(k) {
         quantize_row(row, &mut acts);
     }
-    // One weight row stays in L1 while it meets every activation row.
+    let rows: Vec<&[Q8Block]> = acts.chunks_exact(kb).collect();
+    // One weight row stays in L1 while it meets every activation row, four at a time.
     let rows_into = |first: usize, dst: &mut [f32]| {
         for (jj, w_row) in w[first * row_bytes..].chunks_exact(row_bytes).take(dst.len() / m).enumerate() {
-            for (i, a) in acts.chunks_exact(kb).enumerate() {
-                dst[jj * m + i] = dot(isa, fmt, w_row, a);
+            let out = &mut dst[jj * m..(jj + 1) * m];
+            let mut i = 0;
+            while i + 4 <= m {
+                out[i..i + 4].copy_from_slice(&dot_rows::<4>(isa, fmt, w_row, [rows[i], rows[i + 1], rows[i + 2], rows[i + 3]]));
+                i += 4;
+            }
+            for r in i..m {
+                out[r] = dot(isa, fmt, w_row, rows[r]);
             }
         }
     };

@@ -4,9 +4,11 @@ mod common;
 
 use hawthorne_model::{GenerateOptions, StopReason};
 
+/// In f32 mode. (The packed mode's greedy reply to this prompt is "L'Étoile, la Marseillaise…":
+/// 8-bit activations flip the first token, a near-tie; see the llama.cpp parity tests.)
 #[test]
 fn greedy_reply_names_paris() -> anyhow::Result<()> {
-    let model = common::smollm2()?;
+    let model = common::smollm2_f32()?;
     let prompt = model.chat_tokens("", "What is the capital of France?")?;
     let out = model.generate(&prompt, &GenerateOptions { max_tokens: 24, ..Default::default() }, |_, _| {})?;
     eprintln!("reply: {:?} ({:?})", out.text, out.stop);

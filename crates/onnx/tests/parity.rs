@@ -20,7 +20,8 @@ fn repo() -> std::path::PathBuf {
 fn load(file: &str) -> Result<Model> {
     let path = repo().join("models").join(file);
     let bytes = std::fs::read(&path).map_err(|e| anyhow!("{}: {e}; run `cargo xtask fetch-models` first", path.display()))?;
-    Ok(Model::from_gguf_bytes(&bytes)?)
+    // The exported graph holds f32 weights, so it is compared with the engine's f32 mode.
+    Ok(Model::load(&bytes, hawthorne_model::ComputeMode::F32, |_| {})?)
 }
 
 /// Three chats of different lengths, so that the batch is right-padded.

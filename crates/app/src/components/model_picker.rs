@@ -66,6 +66,15 @@ pub fn ModelPicker(props: &ModelPickerProps) -> Html {
                 <dt>{"Parameters"}</dt><dd>{format!("{:.1} M", info.n_params as f64 / 1e6)}</dd>
                 <dt>{"File"}</dt><dd>{format!("{} · sha256 {}…", mb(info.bytes), &info.sha256[..12])}</dd>
                 <dt>{"Loaded in"}</dt><dd>{format!("{:.2} s", info.load_ms / 1000.0)}</dd>
+                <dt>{"Weights"}</dt>
+                <dd data-testid="weights" data-compute={info.compute.to_string()}>
+                    {format!("{} ({}) · {} kernels", mb(info.weight_bytes), match info.compute {
+                        hawthorne_model::ComputeMode::Packed => "packed in the file's quantisation",
+                        hawthorne_model::ComputeMode::F32 => "f32",
+                    }, info.kernel)}
+                </dd>
+                <dt>{"Worker threads"}</dt>
+                <dd data-testid="threads" data-threads={info.threads.to_string()}>{info.threads.to_string()}</dd>
                 if let Some(mem) = info.wasm_memory_bytes {
                     <dt>{"Worker memory"}</dt><dd data-testid="wasm-memory" data-bytes={mem.to_string()}>{mb(mem)}</dd>
                 }
