@@ -27,6 +27,15 @@ const MIN_TOP1_AGREEMENT: f64 = 0.98;
 /// the Q4_1 file (measured: 176/181 = 97.2%).
 const MIN_TOP1_AGREEMENT_PACKED: f64 = 0.95;
 
+/// Fewest leading greedy tokens the packed mode must share with llama.cpp on each chat prompt.
+/// Measured: 24/24, 22/24, 4/24 and 12/24 tokens.
+const MIN_GREEDY_PREFIX: usize = 4;
+
+/// Where the greedy replies part, the two tokens must be a near-tie for us: our logits for them
+/// within this much. Measured: 0.13–0.17 (llama.cpp keeps its KV cache in f16, and 8-bit
+/// activations make both engines' decoding sensitive to the last bits at such ties).
+const MAX_GREEDY_SPLIT_MARGIN: f32 = 0.25;
+
 #[derive(serde::Deserialize)]
 struct TokenFixture {
     model_sha256: String,
@@ -198,6 +207,56 @@ fn packed_mode_top1_agrees_with_llama_cpp_on_the_q4_1_file() -> anyhow::Result<(
         "top-1 agreement {:.2}% with llama.cpp on the Q4_1 file is below {:.0}%",
         100.0 * rate_q,
         100.0 * MIN_TOP1_AGREEMENT_PACKED
+    );
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct GreedyFixture {
+    model_sha256: String,
+    cases: Vec<GreedyCase>,
+}
+
+#[derive(serde::Deserialize)]
+struct GreedyCase {
+    text: String,
+    ids: Vec<u32>,
+    greedy: Vec<u32>,
+    reply: String,
+}
+
+/// The packed mode's greedy replies follow llama.cpp's on the same Q4_1 file
+/// (`fixtures/llama_cpp/greedy.py`): equal up to a near-tie. Both round activations to 8 bits
+/// per block, which is why both answer "What is the capital of France?" with the same 24
+/// tokens, "L'Étoile, la Marseillaise, …", where f32 weights say Paris.
+#[test]
+fn packed_mode_greedy_replies_equal_llama_cpp_on_the_q4_1_file() -> anyhow::Result<()> {
+    let fixture: GreedyFixture = read_fixture("greedy.json")?;
+    let model = check_model(&fixture.model_sha256)?;
+    let (mut prefixes, mut margins) = (Vec::new(), Vec::new());
+    for case in &fixture.cases {
+        let ids = model.tokenizer.encode(&case.text)?;
+        ensure!(ids == case.ids, "the prompt tokenizes differently from llama.cpp: {:?}", case.text);
+        let opts = hawthorne_model::GenerateOptions { max_tokens: case.greedy.len(), ..Default::default() };
+        let out = model.generate(&ids, &opts, |_, _| {})?;
+        let same = out.tokens.iter().zip(&case.greedy).take_while(|(a, b)| a == b).count();
+        eprintln!("llama.cpp: {:?}\nours:      {:?}\n{same} of {} tokens equal before the first difference", case.reply, out.text, case.greedy.len());
+        if same < case.greedy.len().min(out.tokens.len()) {
+            // Our logit margin between our pick and llama.cpp's at the first difference.
+            let mut ctx = ids.clone();
+            ctx.extend(&out.tokens[..same]);
+            let logits = model.llama.forward(&[ctx], &RunOptions::default(), None)?.logits.get(0)?.to_vec1::<f32>()?;
+            let margin = logits[out.tokens[same] as usize] - logits[case.greedy[same] as usize];
+            eprintln!("  at the difference our logit margin over llama.cpp's token is {margin:.3}");
+            margins.push(margin);
+        }
+        prefixes.push(same);
+    }
+    ensure!(prefixes.iter().all(|&p| p >= MIN_GREEDY_PREFIX), "equal greedy prefixes {prefixes:?}, below {MIN_GREEDY_PREFIX} tokens");
+    ensure!(prefixes[0] == fixture.cases[0].greedy.len(), "the first prompt's reply must be llama.cpp's in full");
+    ensure!(
+        margins.iter().all(|m| m.abs() <= MAX_GREEDY_SPLIT_MARGIN),
+        "greedy replies part where our logit margin is {margins:?}, beyond a near-tie ({MAX_GREEDY_SPLIT_MARGIN})"
     );
     Ok(())
 }
