@@ -38,7 +38,7 @@ pub const MODELS: &[ModelChoice] = &[
         label: "SmolLM2-135M-Instruct",
         url: "models/SmolLM2-135M-Instruct.Q4_1.gguf",
         size: "98 MB",
-        note: "a real instruct LLM (Q4_1 file, dequantised to f32 in the worker)",
+        note: "a real instruct LLM (Q4_1 file, weights kept packed in the worker)",
     },
 ];
 

@@ -92,7 +92,23 @@ pub fn quantize_row(x: &[f32], out: &mut Vec<Q8Block>) {
 }
 
 fn f16_at(b: &[u8], at: usize) -> f32 {
-    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+    f16_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
+}
+
+/// IEEE half → single, exact for every value. Written here rather than taken from `half`,
+/// whose portable conversion (the only one in wasm, which has no F16C) branches on every case
+/// and cost more than the block's arithmetic: shifting the exponent and mantissa into place and
+/// multiplying by 2^112 rebias normals and subnormals alike.
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h & 0x8000) << 16;
+    let rest = u32::from(h & 0x7fff);
+    let magnitude = if rest >= 0x7c00 {
+        f32::from_bits(0x7f80_0000 | ((rest & 0x3ff) << 13)) // infinity, NaN
+    } else {
+        f32::from_bits(rest << 13) * f32::from_bits(0x7780_0000) // × 2^112
+    };
+    f32::from_bits(magnitude.to_bits() | sign)
 }
 
 /// One block's unsigned weights `q` (0..=31), its scale `d` and offset `m` (0 for Q5_0).
@@ -176,21 +192,40 @@ impl Isa {
     }
 }
 
-/// Dot products of one weight row with `R` activation rows, with the chosen implementation;
-/// scalar if `isa` is not available here.
-pub fn dot_rows<const R: usize>(isa: Isa, fmt: Format, w: &[u8], a: [&[Q8Block]; R]) -> [f32; R] {
-    let n = a.iter().fold(w.len() / fmt.block_bytes(), |n, r| n.min(r.len()));
+/// Dot products of `W` weight rows with `R` activation rows (`out[k][r]`), with the chosen
+/// implementation; scalar if `isa` is not available here.
+pub fn dot_tile<const W: usize, const R: usize>(isa: Isa, fmt: Format, w: [&[u8]; W], a: [&[Q8Block]; R]) -> [[f32; R]; W] {
+    let n = a.iter().fold(usize::MAX, |n, r| n.min(r.len()));
+    let n = w.iter().fold(n, |n, r| n.min(r.len() / fmt.block_bytes()));
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 if avx2_available() => {
-            // SAFETY: AVX2, FMA and F16C were detected on this CPU; `dot_rows` reads `n` whole
-            // blocks of `w` and of each row, which all hold at least that many.
-            unsafe { avx2::dot_rows::<R>(fmt, w, a, n) }
+            // SAFETY: AVX2, FMA and F16C were detected on this CPU; `dot_tile` reads `n` whole
+            // blocks of each weight row and of each activation row, which all hold that many.
+            unsafe { avx2::dot_tile::<W, R>(fmt, w, a, n) }
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        Isa::Simd128 => a.map(|r| simd128::dot(fmt, &w[..n * fmt.block_bytes()], &r[..n])),
-        _ => a.map(|r| dot_scalar(fmt, &w[..n * fmt.block_bytes()], &r[..n])),
+        Isa::Simd128 if W == 1 && R == 1 => {
+            let bb = fmt.block_bytes();
+            let mut out = [[0f32; R]; W];
+            out[0][0] = simd128::dot(fmt, &w[0][..n * bb], &a[0][..n]);
+            out
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Simd128 if W == 1 && R == 4 => {
+            let mut out = [[0f32; R]; W];
+            out[0].copy_from_slice(&simd128::dot4(fmt, w[0], [a[0], a[1], a[2], a[3]], n));
+            out
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Simd128 => simd128::dot_tile::<W, R>(fmt, w, a, n),
+        _ => w.map(|w| a.map(|r| dot_scalar(fmt, &w[..n * fmt.block_bytes()], &r[..n]))),
     }
+}
+
+/// Dot products of one weight row with `R` activation rows (see [`dot_tile`]).
+pub fn dot_rows<const R: usize>(isa: Isa, fmt: Format, w: &[u8], a: [&[Q8Block]; R]) -> [f32; R] {
+    dot_tile::<1, R>(isa, fmt, [w], a)[0]
 }
 
 /// Dot product of one weight row with one activation row (see [`dot_rows`]).
@@ -262,36 +297,50 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    /// Dot products of one weight row with `R` activation rows: each block is unpacked once
-    /// and met by every row (prefill runs four rows at a time).
+    /// Dot products of `W` weight rows with `R` activation rows: each weight block is unpacked
+    /// once and met by every activation row, each activation block loaded once for every
+    /// weight row (decode runs 4 × 1 tiles, prefill 2 × 4).
     ///
     /// # Safety
-    /// The CPU must support AVX2, FMA and F16C; `w` holds `n` whole blocks of `fmt` and every
-    /// row of `a` at least `n` blocks.
+    /// The CPU must support AVX2, FMA and F16C; every row of `w` holds `n` whole blocks of
+    /// `fmt` and every row of `a` at least `n` blocks.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_rows<const R: usize>(fmt: Format, w: &[u8], a: [&[Q8Block]; R], n: usize) -> [f32; R] {
+    pub unsafe fn dot_tile<const W: usize, const R: usize>(
+        fmt: Format,
+        w: [&[u8]; W],
+        a: [&[Q8Block]; R],
+        n: usize,
+    ) -> [[f32; R]; W] {
         let bb = fmt.block_bytes();
-        debug_assert!(w.len() >= n * bb && a.iter().all(|r| r.len() >= n));
+        debug_assert!(w.iter().all(|r| r.len() >= n * bb) && a.iter().all(|r| r.len() >= n));
         let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); R];
-        let mut offsets = [0f32; R];
+        let mut acc = [[_mm256_setzero_ps(); R]; W];
+        let mut offsets = [[0f32; R]; W];
         for i in 0..n {
-            let b = w.as_ptr().add(i * bb);
-            let q = weights(fmt, b);
-            let (d, m) = scales(fmt, b);
+            let mut q = [_mm256_setzero_si256(); W];
+            let mut dm = [(0f32, 0f32); W];
+            for k in 0..W {
+                let b = w[k].as_ptr().add(i * bb);
+                q[k] = weights(fmt, b);
+                dm[k] = scales(fmt, b);
+            }
             for r in 0..R {
                 let y = a[r].get_unchecked(i);
                 let x = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-                // u8 × i8 pairs summed to i16 (at most 2·31·127, no saturation), then to i32.
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones);
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(p), acc[r]);
-                // The offset term, exactly as the scalar reference computes it (with sumi = 0).
-                offsets[r] += block_value(fmt, 0, d, m, y);
+                for k in 0..W {
+                    // u8 × i8 pairs summed to i16 (at most 2·31·127, no saturation), then i32.
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], x), ones);
+                    acc[k][r] = _mm256_fmadd_ps(_mm256_set1_ps(dm[k].0 * y.d), _mm256_cvtepi32_ps(p), acc[k][r]);
+                    // The offset term, exactly as the scalar reference computes it.
+                    offsets[k][r] += block_value(fmt, 0, dm[k].0, dm[k].1, y);
+                }
             }
         }
-        let mut out = [0f32; R];
-        for r in 0..R {
-            out[r] = hsum(acc[r]) + offsets[r];
+        let mut out = [[0f32; R]; W];
+        for k in 0..W {
+            for r in 0..R {
+                out[k][r] = hsum(acc[k][r]) + offsets[k][r];
+            }
         }
         out
     }
@@ -328,38 +377,94 @@ mod simd128 {
         i32x4_add(i32x4_extadd_pairwise_i16x8(lo), i32x4_extadd_pairwise_i16x8(hi))
     }
 
-    pub fn dot(fmt: Format, w: &[u8], a: &[Q8Block]) -> f32 {
-        let bb = fmt.block_bytes();
+    /// One block's weights as two halves (elements 0..16, 16..32), its scale and offset.
+    fn unpack(fmt: Format, b: &[u8]) -> (v128, v128, f32, f32) {
         let (qs_at, qh_at) = match fmt {
             Format::Q4_1 => (4, None),
             Format::Q5_0 => (6, Some(2)),
             Format::Q5_1 => (8, Some(4)),
         };
+        let qs = load(&b[qs_at..]);
+        let mut lo = v128_and(qs, u8x16_splat(0x0f));
+        let mut hi = u8x16_shr(qs, 4);
+        if let Some(at) = qh_at {
+            let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+            lo = v128_or(lo, high_bits(qh & 0xffff));
+            hi = v128_or(hi, high_bits(qh >> 16));
+        }
+        let m = match fmt {
+            Format::Q5_0 => 0.0,
+            _ => f16_at(b, 2),
+        };
+        (lo, hi, f16_at(b, 0), m)
+    }
+
+    /// One weight row with one activation row (decode), block by block.
+    pub fn dot(fmt: Format, w: &[u8], a: &[Q8Block]) -> f32 {
         let mut acc = f32x4_splat(0.0);
         let mut offsets = 0f32;
-        for (b, y) in w.chunks_exact(bb).zip(a) {
-            let qs = load(&b[qs_at..]);
-            let mut lo = v128_and(qs, u8x16_splat(0x0f));
-            let mut hi = u8x16_shr(qs, 4);
-            if let Some(at) = qh_at {
-                let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-                lo = v128_or(lo, high_bits(qh & 0xffff));
-                hi = v128_or(hi, high_bits(qh >> 16));
-            }
-            let x_lo = load_i8(&y.qs[..16]);
-            let x_hi = load_i8(&y.qs[16..]);
-            let sum = i32x4_add(dot16(lo, x_lo), dot16(hi, x_hi));
-            let d = f16_at(b, 0);
+        for (b, y) in w.chunks_exact(fmt.block_bytes()).zip(a) {
+            let (lo, hi, d, m) = unpack(fmt, b);
+            let sum = i32x4_add(dot16(lo, load_i8(&y.qs[..16])), dot16(hi, load_i8(&y.qs[16..])));
             acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(sum), f32x4_splat(d * y.d)));
-            let m = match fmt {
-                Format::Q5_0 => 0.0,
-                _ => f16_at(b, 2),
-            };
             offsets += block_value(fmt, 0, d, m, y);
         }
         f32x4_extract_lane::<0>(acc) + f32x4_extract_lane::<1>(acc) + f32x4_extract_lane::<2>(acc)
             + f32x4_extract_lane::<3>(acc)
             + offsets
+    }
+
+    /// One weight row with four activation rows (prefill): each block unpacked once. Written
+    /// out with named accumulators: V8 kept arrays of v128 in memory.
+    pub fn dot4(fmt: Format, w: &[u8], a: [&[Q8Block]; 4], n: usize) -> [f32; 4] {
+        let bb = fmt.block_bytes();
+        let (mut c0, mut c1, mut c2, mut c3) = (f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0));
+        let mut offsets = [0f32; 4];
+        let [a0, a1, a2, a3] = a;
+        for (i, b) in w[..n * bb].chunks_exact(bb).enumerate() {
+            let (lo, hi, d, m) = unpack(fmt, b);
+            let step = |acc: v128, y: &Q8Block, off: &mut f32| {
+                let sum = i32x4_add(dot16(lo, load_i8(&y.qs[..16])), dot16(hi, load_i8(&y.qs[16..])));
+                *off += block_value(fmt, 0, d, m, y);
+                f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(sum), f32x4_splat(d * y.d)))
+            };
+            c0 = step(c0, &a0[i], &mut offsets[0]);
+            c1 = step(c1, &a1[i], &mut offsets[1]);
+            c2 = step(c2, &a2[i], &mut offsets[2]);
+            c3 = step(c3, &a3[i], &mut offsets[3]);
+        }
+        let h = |v: v128| f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v);
+        [h(c0) + offsets[0], h(c1) + offsets[1], h(c2) + offsets[2], h(c3) + offsets[3]]
+    }
+
+    /// As `avx2::dot_tile`: `W` weight rows × `R` activation rows over `n` blocks.
+    pub fn dot_tile<const W: usize, const R: usize>(fmt: Format, w: [&[u8]; W], a: [&[Q8Block]; R], n: usize) -> [[f32; R]; W] {
+        let bb = fmt.block_bytes();
+        let mut acc = [[f32x4_splat(0.0); R]; W];
+        let mut offsets = [[0f32; R]; W];
+        for i in 0..n {
+            let q = w.map(|row| unpack(fmt, &row[i * bb..(i + 1) * bb]));
+            for r in 0..R {
+                let y = &a[r][i];
+                let (x_lo, x_hi) = (load_i8(&y.qs[..16]), load_i8(&y.qs[16..]));
+                for k in 0..W {
+                    let (lo, hi, d, m) = q[k];
+                    let sum = i32x4_add(dot16(lo, x_lo), dot16(hi, x_hi));
+                    acc[k][r] = f32x4_add(acc[k][r], f32x4_mul(f32x4_convert_i32x4(sum), f32x4_splat(d * y.d)));
+                    offsets[k][r] += block_value(fmt, 0, d, m, y);
+                }
+            }
+        }
+        let mut out = [[0f32; R]; W];
+        for k in 0..W {
+            for r in 0..R {
+                let v = acc[k][r];
+                out[k][r] = f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v)
+                    + f32x4_extract_lane::<3>(v)
+                    + offsets[k][r];
+            }
+        }
+        out
     }
 }
 
@@ -383,9 +488,43 @@ pub fn matmul(isa: Isa, fmt: Format, w: &[u8], n: usize, k: usize, x: &[f32], ou
         quantize_row(row, &mut acts);
     }
     let rows: Vec<&[Q8Block]> = acts.chunks_exact(kb).collect();
-    // One weight row stays in L1 while it meets every activation row, four at a time.
+    // Tiles of weight rows × activation rows, the weight rows staying in L1 while they meet
+    // every activation row. AVX2 takes 2 × 4 tiles when there are four rows or more, else
+    // 4 × 1; in wasm, V8 ran tiles of several weight rows 2.6× slower than one row at a time
+    // (arrays of v128 values were not kept in registers), so simd128 takes 1 × 4 and 1 × 1.
+    let wide = isa == Isa::Avx2;
     let rows_into = |first: usize, dst: &mut [f32]| {
-        for (jj, w_row) in w[first * row_bytes..].chunks_exact(row_bytes).take(dst.len() / m).enumerate() {
+        let w_rows: Vec<&[u8]> = w[first * row_bytes..].chunks_exact(row_bytes).take(dst.len() / m).collect();
+        let mut j = 0;
+        if m >= 4 && wide {
+            while j + 2 <= w_rows.len() {
+                let mut i = 0;
+                while i + 4 <= m {
+                    let t = dot_tile::<2, 4>(isa, fmt, [w_rows[j], w_rows[j + 1]], [rows[i], rows[i + 1], rows[i + 2], rows[i + 3]]);
+                    for (k, row) in t.iter().enumerate() {
+                        dst[(j + k) * m + i..(j + k) * m + i + 4].copy_from_slice(row);
+                    }
+                    i += 4;
+                }
+                for r in i..m {
+                    let t = dot_tile::<2, 1>(isa, fmt, [w_rows[j], w_rows[j + 1]], [rows[r]]);
+                    dst[j * m + r] = t[0][0];
+                    dst[(j + 1) * m + r] = t[1][0];
+                }
+                j += 2;
+            }
+        } else if wide {
+            while j + 4 <= w_rows.len() {
+                for (r, a) in rows.iter().enumerate() {
+                    let t = dot_tile::<4, 1>(isa, fmt, [w_rows[j], w_rows[j + 1], w_rows[j + 2], w_rows[j + 3]], [a]);
+                    for k in 0..4 {
+                        dst[(j + k) * m + r] = t[k][0];
+                    }
+                }
+                j += 4;
+            }
+        }
+        for (jj, w_row) in w_rows.iter().enumerate().skip(j) {
             let out = &mut dst[jj * m..(jj + 1) * m];
             let mut i = 0;
             while i + 4 <= m {
@@ -578,6 +717,14 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn f16_conversion_is_exact_for_every_half() {
+        for h in 0..=u16::MAX {
+            let (ours, theirs) = (f16_to_f32(h), f16::from_bits(h).to_f32());
+            assert!(ours.to_bits() == theirs.to_bits() || (ours.is_nan() && theirs.is_nan()), "{h:#06x}: {ours} vs {theirs}");
         }
     }
 

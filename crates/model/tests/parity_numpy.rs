@@ -17,10 +17,11 @@ const LOGIT_TOL: f64 = 1e-3;
 const RESID_REL_TOL: f64 = 1e-4;
 /// Packed mode: the same two bounds. Packed matmuls round activations to 8 bits per block of
 /// 32 (as llama.cpp does), an error of ~0.4% of each block's largest value that the blocks
-/// compound; these bounds sit above what `packed_forward_is_close_to_numpy_float64_reference`
-/// measures (printed by the test) with a margin, not at a chosen accuracy.
-const PACKED_LOGIT_TOL: f64 = 10.0;
-const PACKED_RESID_REL_TOL: f64 = 1.0;
+/// compound. Measured: max |logit diff| 1.10 and worst per-layer relative residual difference
+/// 3.2e-2 (the last layer), the size of the differences between llama.cpp's Q4_1 run and its F32
+/// run; the bounds leave a margin above those numbers.
+const PACKED_LOGIT_TOL: f64 = 2.0;
+const PACKED_RESID_REL_TOL: f64 = 5e-2;
 
 #[derive(serde::Deserialize)]
 struct Meta {
