@@ -3,7 +3,7 @@
 //
 // Each run opens a fresh browser, loads the model (load time, wasm memory after loading),
 // then sends the chat twice (prefill tok/s from the page's prefill time, decode tok/s from the
-// tokens after the first). When the page shows several chat sides, each gets the same framing
+// tokens after the first, and the share of the chat's wall time the page's main thread was busy). When the page shows several chat sides, each gets the same framing
 // and each side's reply is one sample (the worker runs them one after another). Medians over runs go to stdout as one JSON object; progress goes
 // to stderr.
 //
@@ -61,12 +61,25 @@ async function loadModel(page, t0) {
 const REPLIES = '[data-testid=reply], [data-testid^=reply-]';
 const STATS = '[data-testid=chat-stats], [data-testid^=chat-stats-]';
 
-async function chat(page) {
+// The page's main-thread busy time (CDP `Performance.getMetrics`: TaskDuration, seconds of
+// tasks on the renderer's main thread) as a share of the wall time between two readings.
+async function mainThreadClock(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  return async () => {
+    const { metrics } = await cdp.send('Performance.getMetrics');
+    const get = (n) => metrics.find((m) => m.name === n)?.value ?? NaN;
+    return { busy: get('TaskDuration'), at: get('Timestamp') };
+  };
+}
+
+async function chat(page, clock) {
   const framings = await page.$$('[data-testid^=framing-]');
   if (framings.length === 0) await page.fill('#framing', prompt.system);
   for (const f of framings) await f.fill(prompt.system);
   await page.fill('[data-testid=request]', prompt.user);
   await page.fill('#max-tokens', String(MAX_TOKENS));
+  const before = await clock();
   await page.click('[data-testid=send]');
   // Wait for the new chat to start (the previous one's stats go away), then for every reply.
   await page.waitForFunction((sel) => [...document.querySelectorAll(sel)].some((r) => r.dataset.done !== 'true'),
@@ -76,7 +89,9 @@ async function chat(page) {
     return rs.length > 0 && rs.every((r) => r.dataset.done === 'true')
       && document.querySelectorAll(stats).length === rs.length;
   }, [REPLIES, STATS], { timeout: 600_000 });
-  return page.$$eval(STATS, (els) => els.map((el) => {
+  const after = await clock();
+  const mainThread = (after.busy - before.busy) / (after.at - before.at);
+  const stats = await page.$$eval(STATS, (els) => els.map((el) => {
     const promptTokens = Number(el.dataset.promptTokens);
     const prefillMs = Number(el.dataset.prefillMs);
     const generated = /·\s*(\d+) tokens/.exec(el.textContent);
@@ -89,6 +104,7 @@ async function chat(page) {
       generated_tokens: generated ? Number(generated[1]) : null,
     };
   }));
+  return stats.map((s) => ({ ...s, main_thread_share: mainThread }));
 }
 
 const loads = [];
@@ -103,11 +119,13 @@ for (let run = 0; run < RUNS; run++) {
     const l = await loadModel(page, t0);
     log(`run ${run + 1}/${RUNS}: loaded in ${l.load_ms} ms (wall ${l.load_wall_ms} ms), wasm memory ${l.wasm_memory_bytes} bytes`);
     loads.push(l);
+    const clock = await mainThreadClock(page);
     for (let c = 0; c < CHATS; c++) {
-      for (const r of await chat(page)) {
+      for (const r of await chat(page, clock)) {
         log(`  chat ${c + 1}/${CHATS}${r.side ? ` (${r.side})` : ''}: ${r.prompt_tokens} prompt tokens, ` +
           `prefill ${r.prefill_ms} ms (${r.prefill_tok_s.toFixed(1)} tok/s), ` +
-          `decode ${r.decode_tok_s} tok/s over ${r.generated_tokens} tokens`);
+          `decode ${r.decode_tok_s} tok/s over ${r.generated_tokens} tokens; ` +
+          `page main thread busy ${(100 * r.main_thread_share).toFixed(1)}% of the chat's wall time`);
         chats.push(r);
       }
     }
@@ -132,6 +150,7 @@ console.log(JSON.stringify({
   prefill_tok_s: median(chats.map((c) => c.prefill_tok_s)),
   prefill_ms: median(chats.map((c) => c.prefill_ms)),
   decode_tok_s: median(chats.map((c) => c.decode_tok_s)),
+  main_thread_share: median(chats.map((c) => c.main_thread_share)),
   load_ms: median(loads.map((l) => l.load_ms)),
   load_wall_ms: median(loads.map((l) => l.load_wall_ms)),
   wasm_memory_bytes: median(loads.map((l) => l.wasm_memory_bytes)),
