@@ -3,40 +3,13 @@
 //! `cargo run -p hawthorne-model --example fuzz_seeds -- fuzz/corpus`
 //! creates `fuzz/corpus/gguf/*` and `fuzz/corpus/tokenizer/*`.
 
-use std::io::Cursor;
 use std::path::PathBuf;
 
-use candle_core::quantized::gguf_file::{self, Content, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::gguf_file::Value;
+use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
-use hawthorne_model::testing::{tiny_config, tiny_random_gguf, write_llama_gguf};
+use hawthorne_model::testing::{requantize_gguf as requantize, tiny_config, tiny_random_gguf, write_llama_gguf};
 use hawthorne_model::Config;
-
-/// Re-writes a GGUF file with every 2-D tensor stored as `dtype` (1-D norms stay f32).
-fn requantize(bytes: &[u8], dtype: GgmlDType) -> anyhow::Result<Vec<u8>> {
-    let mut reader = Cursor::new(bytes);
-    let content = Content::read(&mut reader)?;
-    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
-    names.sort();
-    let mut tensors = Vec::new();
-    for name in names {
-        let t = content
-            .tensor(&mut reader, name, &Device::Cpu)?
-            .dequantize(&Device::Cpu)?;
-        let q = match t.rank() {
-            2 => QTensor::quantize(&t, dtype)?,
-            _ => QTensor::quantize(&t, GgmlDType::F32)?,
-        };
-        tensors.push((name.clone(), q));
-    }
-    let mut md: Vec<(&String, &Value)> = content.metadata.iter().collect();
-    md.sort_by_key(|(k, _)| k.as_str());
-    let md: Vec<(&str, &Value)> = md.into_iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let t: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (n.as_str(), q)).collect();
-    let mut out = Cursor::new(Vec::new());
-    gguf_file::write(&mut out, &md, &t)?;
-    Ok(out.into_inner())
-}
 
 /// A one-layer, d_model 8 llama with a 20-token vocabulary: a few kilobytes, fast to mutate.
 fn mini_gguf() -> anyhow::Result<Vec<u8>> {
@@ -121,6 +94,8 @@ fn main() -> anyhow::Result<()> {
         ("tiny-f16.gguf", requantize(&tiny, GgmlDType::F16)?),
         ("tiny-q8_0.gguf", requantize(&tiny, GgmlDType::Q8_0)?),
         ("tiny-q4_1.gguf", requantize(&tiny, GgmlDType::Q4_1)?),
+        ("tiny-q5_0.gguf", requantize(&tiny, GgmlDType::Q5_0)?),
+        ("tiny-q5_1.gguf", requantize(&tiny, GgmlDType::Q5_1)?),
     ];
     for (name, bytes) in &seeds {
         hawthorne_model::Model::from_gguf_bytes(bytes)?; // every seed must load

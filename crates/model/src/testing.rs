@@ -131,8 +131,9 @@ pub fn tiny_random_gguf(seed: u64) -> Result<Vec<u8>> {
     write_llama_gguf(&cfg, "tiny-random", &tensors, &tokens, &[], &types, &extra)
 }
 
-/// The same GGUF with every matrix (2-D tensor) quantised to `dtype` and everything else kept:
-/// metadata, vectors, tensor names. Tests use it to run quantised copies of F32 models.
+/// The same GGUF with every matrix (2-D tensor) quantised to `dtype` and everything else kept
+/// as f32: metadata (written in sorted key order, so the same input gives the same bytes),
+/// vectors, tensor names. Tests and fuzz seeds use it to make quantised copies of F32 models.
 pub fn requantize_gguf(bytes: &[u8], dtype: GgmlDType) -> Result<Vec<u8>> {
     let mut reader = Cursor::new(bytes);
     let content = gguf_file::Content::read(&mut reader)?;
@@ -140,14 +141,15 @@ pub fn requantize_gguf(bytes: &[u8], dtype: GgmlDType) -> Result<Vec<u8>> {
     names.sort();
     let mut tensors = Vec::with_capacity(names.len());
     for name in names {
-        let q = content.tensor(&mut reader, name, &Device::Cpu)?;
-        let q = match q.shape().dims().len() {
-            2 => QTensor::quantize(&q.dequantize(&Device::Cpu)?, dtype)?,
-            _ => q,
+        let t = content.tensor(&mut reader, name, &Device::Cpu)?.dequantize(&Device::Cpu)?;
+        let q = match t.rank() {
+            2 => QTensor::quantize(&t, dtype)?,
+            _ => QTensor::quantize(&t, GgmlDType::F32)?,
         };
         tensors.push((name.as_str(), q));
     }
-    let md: Vec<(&str, &Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut md: Vec<(&str, &Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    md.sort_by_key(|(k, _)| *k);
     let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (*n, q)).collect();
     let mut buf = Cursor::new(Vec::new());
     gguf_file::write(&mut buf, &md, &t_refs)?;
