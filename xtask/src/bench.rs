@@ -614,7 +614,7 @@ fn results_markdown(r: &Value) -> String {
             s,
             "\nONNX Runtime Web's prefill returns logits at every position and all 31 residual layers (the exported \
              interface); the worker's returns the last position's logits. ONNX Runtime Web's load is session creation \
-             from the {} f32 graph's URL; the worker's is fetching the 98 MB Q4_1 GGUF and dequantising. Next \
+             from the {} f32 graph's URL; the worker's is fetching the 98 MB Q4_1 GGUF and copying its packed tensors. Next \
              token after the prompt: ONNX Runtime Web {}, the native engine {}.",
             f(&r["ort"]["onnx_bytes"]).map_or("–".into(), mib),
             wb["next_token"],
