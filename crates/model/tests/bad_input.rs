@@ -752,3 +752,48 @@ fn a_kv_cache_from_another_batch_is_an_error() -> Result<()> {
     assert!(e.to_string().contains("same length"), "{e}");
     Ok(())
 }
+
+/// Quantised copies of the tiny model, cut inside their tensor data, fail with a message naming
+/// the short tensor: through the in-memory loader and through the one-tensor-at-a-time reader.
+#[test]
+fn truncated_packed_files_are_errors() -> Result<()> {
+    use candle_core::quantized::GgmlDType;
+    for dtype in [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_0] {
+        let bytes = hawthorne_model::testing::requantize_gguf(tiny_bytes(), dtype)?;
+        let l = layout(&bytes)?;
+        for cut in [l.data_start + 1, (l.data_start + l.data_end) / 2, l.data_end - 1] {
+            let case = format!("{dtype:?} cut at {cut} of {}", bytes.len());
+            let msg = expect_load_error(&case, &bytes[..cut], &["truncated"])?;
+            assert!(msg.contains("bytes"), "{case}: {msg}");
+            let mut reader = Cursor::new(&bytes[..cut]);
+            let streamed = catch_unwind(AssertUnwindSafe(|| {
+                Model::load_from_reader(&mut reader, hawthorne_model::ComputeMode::Packed, |_| {})
+            }))
+            .map_err(|p| anyhow::anyhow!("{case}: streamed loading panicked: {}", panic_text(&p)))?;
+            let err = streamed.err().ok_or_else(|| anyhow::anyhow!("{case}: the streamed loader accepted it"))?;
+            assert!(err.to_string().contains("truncated"), "{case}: {err}");
+        }
+        // The whole copy loads in both modes and runs.
+        exercise(&Model::load(&bytes, hawthorne_model::ComputeMode::Packed, |_| {})?);
+        exercise(&Model::load(&bytes, hawthorne_model::ComputeMode::F32, |_| {})?);
+    }
+    Ok(())
+}
+
+/// A packed matrix whose rows do not divide into blocks (its element count does) is refused
+/// with the tensor's name, not multiplied out of bounds.
+#[test]
+fn packed_rows_that_split_blocks_are_errors() -> Result<()> {
+    use candle_core::quantized::GgmlDType;
+    let bytes = hawthorne_model::testing::requantize_gguf(tiny_bytes(), GgmlDType::Q4_1)?;
+    let l = layout(&bytes)?;
+    // ffn_down is [32, 64] (GGUF stores ne0 = 64 columns, then ne1 = 32 rows): make it
+    // [128, 16], the same 64 blocks in rows of half a block.
+    let name = "blk.0.ffn_down.weight";
+    let dims_at = l.info_offsets[name] + 8 + name.len() + 4;
+    let mut patched = patch(&bytes, dims_at, &16u64.to_le_bytes());
+    patched = patch(&patched, dims_at + 8, &128u64.to_le_bytes());
+    let msg = expect_load_error("rows of half a block", &patched, &["truncated or corrupt"])?;
+    assert!(msg.contains(name) && msg.contains("block"), "{msg}");
+    Ok(())
+}
