@@ -14,7 +14,8 @@
 //
 // Environment: HAWTHORNE_URL (a served dist/, `cargo xtask serve`), CHROMIUM (default
 // /usr/bin/chromium), BENCH_RUNS (browser launches, default 3), BENCH_CHATS (chats per launch,
-// default 2), BENCH_MAX_TOKENS (reply length, default 32). Uses playwright-core from
+// default 2), BENCH_MAX_TOKENS (reply length, default 32), BENCH_THREADS (the worker's
+// thread cap; default: as many as the page allows). Uses playwright-core from
 // tests/e2e (`npm ci` there); never downloads a browser.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,8 @@ const SMOLLM2 = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const CHATS = Number(process.env.BENCH_CHATS ?? 2);
 const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 32);
+// BENCH_THREADS caps the worker's threads (`?threads=N`; 1 forces the single-threaded build).
+const QUERY = process.env.BENCH_THREADS ? `?threads=${Number(process.env.BENCH_THREADS)}` : '';
 const prompt = JSON.parse(readFileSync(fileURLToPath(new URL('prompt.json', import.meta.url)), 'utf8'));
 
 const log = (...a) => console.error('[browser bench]', ...a);
@@ -115,7 +118,7 @@ for (let run = 0; run < RUNS; run++) {
     const page = await ctx.newPage();
     const errors = watchErrors(page);
     const t0 = Date.now();
-    await page.goto(BASE + '/');
+    await page.goto(BASE + '/' + QUERY);
     const l = await loadModel(page, t0);
     log(`run ${run + 1}/${RUNS}: loaded in ${l.load_ms} ms (wall ${l.load_wall_ms} ms), wasm memory ${l.wasm_memory_bytes} bytes`);
     loads.push(l);

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 
 export const BASE = process.env.HAWTHORNE_URL ?? 'http://127.0.0.1:8000';
 
-export async function launch() {
+/** `options` are merged into Playwright's context options (e.g. `serviceWorkers: 'block'`). */
+export async function launch(options = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'hawthorne-e2e-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -18,6 +19,7 @@ export async function launch() {
     ],
     viewport: { width: 1280, height: 900 },
     acceptDownloads: true,
+    ...options,
   });
   return context;
 }

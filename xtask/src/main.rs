@@ -106,13 +106,18 @@ pub fn build_web(root: &Path) -> Result<()> {
             .arg(&pkg)
             .arg(&wasm))?;
     }
+    if std::env::var("HAWTHORNE_THREADS").as_deref() != Ok("0") && setup::nightly_for_threads() {
+        build_threaded_worker(root, &pkg.join("mt"))?;
+    }
     std::fs::copy(root.join("index.html"), dist.join("index.html"))?;
     copy_dir(&root.join("web"), &dist.join("web"))?;
     // The service worker lives at the root (its scope) and is stamped with a build id so that a
     // new build replaces the cached app.
     let mut hasher = Sha256::new();
-    for f in ["app_bg.wasm", "worker_bg.wasm", "app.js", "worker.js"] {
-        hasher.update(std::fs::read(pkg.join(f))?);
+    for f in ["app_bg.wasm", "worker_bg.wasm", "app.js", "worker.js", "mt/worker_bg.wasm", "mt/worker.js"] {
+        if let Ok(bytes) = std::fs::read(pkg.join(f)) {
+            hasher.update(bytes);
+        }
     }
     let build: String = hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
     let sw = std::fs::read_to_string(root.join("web/sw.js"))?.replace("__BUILD__", &build);
@@ -123,6 +128,37 @@ pub fn build_web(root: &Path) -> Result<()> {
         eprintln!("  {:>10} bytes  pkg/{}", f.metadata()?.len(), f.file_name().to_string_lossy());
     }
     Ok(())
+}
+
+/// Atomics, and the linker flags that make the memory shared and imported (rustc stopped
+/// implying them with `+atomics` in late 2025) plus the TLS exports wasm-bindgen's thread
+/// support needs. The memory may grow to wasm32's 4 GiB.
+const THREADED_RUSTFLAGS: &str = "-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals \
+     -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
+     -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+     -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base";
+
+/// The worker for cross-origin-isolated pages: feature `threads`, built by the pinned nightly
+/// with `-Z build-std` so that std itself has atomics, into its own target directory (the
+/// stable build's cache stays valid), and bound as an ES module (`wasm-bindgen-rayon` spawns
+/// its threads from the module's URL).
+fn build_threaded_worker(root: &Path, out: &Path) -> Result<()> {
+    let target_dir = root.join("target/threads");
+    run(Command::new("rustup")
+        .args(["run", setup::NIGHTLY, "cargo", "build", "--release", "--target", "wasm32-unknown-unknown"])
+        .args(["-p", "hawthorne-worker", "--bin", "worker", "--features", "threads"])
+        .args(["-Z", "build-std=panic_abort,std"])
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC")
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", THREADED_RUSTFLAGS))
+    .context("building the multi-threaded worker (set HAWTHORNE_THREADS=0 to skip it)")?;
+    std::fs::create_dir_all(out)?;
+    run(Command::new(setup::wasm_bindgen_bin())
+        .args(["--target", "web", "--no-typescript", "--out-dir"])
+        .arg(out)
+        .arg(target_dir.join("wasm32-unknown-unknown/release/worker.wasm")))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
@@ -197,10 +233,12 @@ fn test(root: &Path) -> Result<()> {
         .env("RAYON_NUM_THREADS", "1"))?;
     let server = serve::spawn(root, 0)?;
     let base = format!("http://127.0.0.1:{}", server.port);
+    let plain = serve::spawn_plain(root, 0)?;
     run(Command::new("node")
         .args(["--test", "--test-concurrency=1"])
         .current_dir(root.join("tests/e2e"))
         .env("HAWTHORNE_URL", &base)
+        .env("HAWTHORNE_PLAIN_URL", format!("http://127.0.0.1:{}", plain.port))
         .env("HAWTHORNE_CLI_REPORT", cli_report.join("report.json"))
         .env("CHROMIUM", setup::CHROMIUM))?;
     Ok(())

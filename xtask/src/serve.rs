@@ -1,5 +1,6 @@
 //! A small static file server for `dist/` (and `models/` under `/models/`), for local use and tests.
-//! It binds to 127.0.0.1 only.
+//! It binds to 127.0.0.1 only. It sends COOP and COEP headers, so the page is cross-origin
+//! isolated and the worker may use several threads.
 
 use std::path::{Component, Path, PathBuf};
 use std::thread;
@@ -12,6 +13,11 @@ use tiny_http::{Header, Response, Server};
 pub struct Running {
     pub port: u16,
 }
+
+/// Cross-origin isolation (`crossOriginIsolated`, hence `SharedArrayBuffer` for the
+/// multi-threaded worker). `web/sw.js` adds the same headers on hosts that can't.
+const ISOLATION_HEADERS: &[(&str, &str)] =
+    &[("Cross-Origin-Opener-Policy", "same-origin"), ("Cross-Origin-Embedder-Policy", "require-corp")];
 
 fn content_type(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()) {
@@ -44,13 +50,17 @@ fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     file.is_file().then_some(file)
 }
 
-fn handle(server: Server, root: PathBuf) {
+fn handle(server: Server, root: PathBuf, isolation: bool) {
     for req in server.incoming_requests() {
         let resp = match resolve(&root, req.url()).and_then(|f| std::fs::File::open(&f).ok().map(|h| (f, h))) {
             Some((path, file)) => {
                 let ct = Header::from_bytes("Content-Type", content_type(&path)).expect("static header");
                 let nc = Header::from_bytes("Cache-Control", "no-cache").expect("static header");
-                req.respond(Response::from_file(file).with_header(ct).with_header(nc))
+                let mut resp = Response::from_file(file).with_header(ct).with_header(nc);
+                for (name, value) in ISOLATION_HEADERS.iter().filter(|_| isolation) {
+                    resp.add_header(Header::from_bytes(*name, *value).expect("static header"));
+                }
+                req.respond(resp)
             }
             None => req.respond(Response::from_string("not found").with_status_code(404)),
         };
@@ -62,10 +72,20 @@ fn handle(server: Server, root: PathBuf) {
 
 /// Starts serving on `port` (0 = any free port) in the background.
 pub fn spawn(root: &Path, port: u16) -> Result<Running> {
+    spawn_with(root, port, true)
+}
+
+/// Like [`spawn`], but without the isolation headers, as a static host that cannot send them
+/// (the end-to-end tests check the single-threaded fallback and the service worker's headers).
+pub fn spawn_plain(root: &Path, port: u16) -> Result<Running> {
+    spawn_with(root, port, false)
+}
+
+fn spawn_with(root: &Path, port: u16, isolation: bool) -> Result<Running> {
     let server = Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
     let port = server.server_addr().to_ip().map(|a| a.port()).ok_or_else(|| anyhow!("no TCP address"))?;
     let root = root.to_path_buf();
-    thread::spawn(move || handle(server, root));
+    thread::spawn(move || handle(server, root, isolation));
     Ok(Running { port })
 }
 
@@ -73,7 +93,7 @@ pub fn spawn(root: &Path, port: u16) -> Result<Running> {
 pub fn serve_forever(root: &Path, port: u16) -> Result<()> {
     let server = Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e} (try `cargo xtask serve 8080`)"))?;
     println!("Hawthorne is being served at http://127.0.0.1:{port}/  (Ctrl-C to stop)");
-    handle(server, root.to_path_buf());
+    handle(server, root.to_path_buf(), true);
     Ok(())
 }
 

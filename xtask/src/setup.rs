@@ -30,6 +30,12 @@ pub const ORT_LIB_IN_WHEEL: &str = "onnxruntime/capi/libonnxruntime.so.1.32.0";
 pub const ORT_LIB: &str = "target/onnxruntime/libonnxruntime.so.1.32.0";
 pub const ORT_LIB_SHA256: &str = "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f";
 
+/// The nightly toolchain that builds the multi-threaded worker (`-Z build-std` with atomics).
+/// Pinned by its commit: `rustup run nightly rustc -V` must name it, or the build warns that an
+/// untested nightly was used. The stable toolchain builds everything else.
+pub const NIGHTLY: &str = "nightly";
+pub const NIGHTLY_COMMIT: &str = "e50aa6fba";
+
 /// How much to set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
@@ -42,6 +48,7 @@ pub enum Needs {
 pub fn all(root: &Path, needs: Needs) -> Result<()> {
     wasm_target()?;
     wasm_bindgen_cli()?;
+    nightly_for_threads();
     fetch_models(root)?;
     if needs == Needs::Everything {
         onnxruntime(root)?;
@@ -73,6 +80,40 @@ fn wasm_target() -> Result<()> {
         Ok(o) if String::from_utf8_lossy(&o.stdout).contains("wasm32-unknown-unknown") => Ok(()),
         Ok(_) => run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"])),
         Err(e) => bail!("rustup is needed to add the wasm32 target: {e}"),
+    }
+}
+
+/// Whether the nightly for the multi-threaded worker is usable: present, with `rust-src`
+/// (added here if missing). Never fails: without it the page is built single-threaded.
+pub fn nightly_for_threads() -> bool {
+    let version = Command::new("rustup").args(["run", NIGHTLY, "rustc", "-V"]).output();
+    let version = match version {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => {
+            eprintln!(
+                "warning: no `{NIGHTLY}` toolchain, so the page is built with the single-threaded worker only \
+                 (`rustup toolchain install {NIGHTLY} --component rust-src` enables threads)"
+            );
+            return false;
+        }
+    };
+    if !version.contains(NIGHTLY_COMMIT) {
+        eprintln!("warning: `{version}` is not the tested nightly ({NIGHTLY_COMMIT}); building the threaded worker with it anyway");
+    }
+    let components = Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", NIGHTLY])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if components.lines().any(|l| l.starts_with("rust-src")) {
+        return true;
+    }
+    let added = Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", NIGHTLY]).status();
+    if added.is_ok_and(|s| s.success()) {
+        true
+    } else {
+        eprintln!("warning: could not add rust-src to `{NIGHTLY}`, so the page is built with the single-threaded worker only");
+        false
     }
 }
 

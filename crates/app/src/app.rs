@@ -17,12 +17,27 @@ use crate::components::norm_chart::NormChart;
 use crate::components::staged::Staged;
 use crate::state::{model_for_id, Action, AppContext, AppState};
 
-/// Path of the worker's wasm-bindgen script, relative to the page.
+/// Path of the script that starts the worker, relative to the page.
 ///
-/// The worker is built with `wasm-bindgen --target no-modules` and spawned as a classic worker:
-/// yew-agent 0.5's `ReactorSpawner::encoding` resets the `as_module` flag, so a module worker
-/// cannot be combined with a custom codec.
-const WORKER_PATH: &str = "pkg/worker.js";
+/// `web/engine.js` picks the engine build inside the worker: the multi-threaded one where the
+/// page is cross-origin isolated, the single-threaded one elsewhere. It is spawned as a classic
+/// worker: yew-agent 0.5's `ReactorSpawner::encoding` resets the `as_module` flag, so a module
+/// worker cannot be combined with a custom codec.
+const WORKER_PATH: &str = "web/engine.js";
+
+/// The worker's script with the page's `?threads=N` passed on (it caps the worker's pool;
+/// `threads=1` forces the single-threaded build).
+fn worker_path() -> String {
+    let search = gloo::utils::window().location().search().unwrap_or_default();
+    let threads = web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()
+        .and_then(|p| p.get("threads"))
+        .and_then(|t| t.parse::<u32>().ok());
+    match threads {
+        Some(n) => format!("{WORKER_PATH}?threads={n}"),
+        None => WORKER_PATH.to_string(),
+    }
+}
 
 /// Resolves `url` against the page, because the worker (started from a blob: URL) cannot
 /// resolve relative URLs itself.
@@ -38,7 +53,7 @@ fn absolute_url(url: &str) -> String {
 #[component]
 pub fn App() -> Html {
     html! {
-        <ReactorProvider<EngineReactor, SerdeCodec> path={WORKER_PATH} module=false lazy=false>
+        <ReactorProvider<EngineReactor, SerdeCodec> path={worker_path()} module=false lazy=false>
             <Workbench />
         </ReactorProvider<EngineReactor, SerdeCodec>>
     }

@@ -92,8 +92,10 @@ impl Pacer {
 /// Current size of this module's linear memory.
 fn wasm_memory_bytes() -> Option<u64> {
     let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().dyn_into().ok()?;
-    let buffer: js_sys::ArrayBuffer = memory.buffer().dyn_into().ok()?;
-    Some(u64::from(buffer.byte_length()))
+    // An `ArrayBuffer`, or a `SharedArrayBuffer` in the multi-threaded build: read the length
+    // the way both answer.
+    let length = Reflect::get(&memory.buffer(), &"byteLength".into()).ok()?.as_f64()?;
+    Some(length as u64)
 }
 
 fn js_err(e: JsValue) -> String {

@@ -74,7 +74,12 @@ pub fn ModelPicker(props: &ModelPickerProps) -> Html {
                     }, info.kernel)}
                 </dd>
                 <dt>{"Worker threads"}</dt>
-                <dd data-testid="threads" data-threads={info.threads.to_string()}>{info.threads.to_string()}</dd>
+                <dd data-testid="threads" data-threads={info.threads.to_string()}>
+                    {info.threads.to_string()}
+                    if info.threads == 1 && !cross_origin_isolated() {
+                        <span class="muted">{" (this page is not cross-origin isolated, so the worker cannot share memory between threads)"}</span>
+                    }
+                </dd>
                 if let Some(mem) = info.wasm_memory_bytes {
                     <dt>{"Worker memory"}</dt><dd data-testid="wasm-memory" data-bytes={mem.to_string()}>{mb(mem)}</dd>
                 }
@@ -102,4 +107,12 @@ pub fn ModelPicker(props: &ModelPickerProps) -> Html {
             {status}
         </section>
     }
+}
+
+/// Whether the page may share memory with its workers (the multi-threaded engine needs it).
+fn cross_origin_isolated() -> bool {
+    js_sys::Reflect::get(&gloo::utils::window(), &"crossOriginIsolated".into())
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
 }

@@ -1,0 +1,36 @@
+// Starts the engine inside its Web Worker, choosing the build: several threads where the page
+// is cross-origin isolated (SharedArrayBuffer available), one thread everywhere else.
+//
+// The page spawns the worker through yew-agent, which runs `importScripts(<this file>)` and
+// then calls `wasm_bindgen(<this file's URL with .js replaced by _bg.wasm>)`. This file defines
+// that function, so the page needs no knowledge of which build runs:
+// - `pkg/mt/worker.js` (feature `threads`, an ES module) is imported, rayon's pool of
+//   `threads` Web Workers is started on the shared memory, and only then the engine registers;
+// - otherwise, or if anything in that path fails, `pkg/worker.js` (the default single-threaded
+//   build, a classic script) is loaded as before.
+// A `threads=N` query on this script's URL (the page passes its own `?threads=N`) caps the
+// pool; `threads=1` always takes the single-threaded build.
+'use strict';
+
+self.wasm_bindgen = (wasmUrl) => {
+  const pkg = new URL('../pkg/', wasmUrl);
+  const asked = Number(new URL(wasmUrl).searchParams.get('threads') || 0);
+  const cores = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
+  const threads = asked >= 1 ? Math.min(Math.floor(asked), cores) : cores;
+
+  const single = () => {
+    importScripts(new URL('worker.js', pkg).href);
+    // `pkg/worker.js` declares the global `wasm_bindgen` (its init function), shadowing this one.
+    return wasm_bindgen(new URL('worker_bg.wasm', pkg).href);
+  };
+  if (!self.crossOriginIsolated || threads < 2) return single();
+  return import(new URL('mt/worker.js', pkg).href)
+    .then(async (mt) => {
+      await mt.default({ module_or_path: new URL('mt/worker_bg.wasm', pkg).href });
+      await mt.start_engine(threads);
+    })
+    .catch((err) => {
+      console.warn('multi-threaded engine unavailable, using one thread:', err && err.message ? err.message : err);
+      return single();
+    });
+};
