@@ -14,7 +14,7 @@
 //
 // Environment: HAWTHORNE_URL (a served dist/, `cargo xtask serve`), CHROMIUM (default
 // /usr/bin/chromium), BENCH_RUNS (browser launches, default 3), BENCH_CHATS (chats per launch,
-// default 2), BENCH_MAX_TOKENS (reply length, default 32), BENCH_THREADS (the worker's
+// default 2), BENCH_MAX_TOKENS (reply length, default 32), BENCH_MODEL (see below), BENCH_THREADS (the worker's
 // thread cap; default: as many as the page allows). Uses playwright-core from
 // tests/e2e (`npm ci` there); never downloads a browser.
 import { readFileSync } from 'node:fs';
@@ -22,6 +22,9 @@ import { fileURLToPath } from 'node:url';
 import { launch, watchErrors, BASE } from '../tests/e2e/browser.mjs';
 
 const SMOLLM2 = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
+// BENCH_MODEL: another copy of SmolLM2 (a URL path on this origin, e.g. a re-quantised file);
+// the page offers only its own models, so the bench adds it to the model list.
+const MODEL = process.env.BENCH_MODEL ?? SMOLLM2;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const CHATS = Number(process.env.BENCH_CHATS ?? 2);
 const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 32);
@@ -38,7 +41,16 @@ const median = (xs) => {
 
 // `t0`: when navigation started (the page may start loading a model by itself).
 async function loadModel(page, t0) {
-  await page.selectOption('#model-select', SMOLLM2);
+  if (MODEL !== SMOLLM2) {
+    await page.waitForSelector('#model-select');
+    await page.evaluate((url) => {
+      const option = document.createElement('option');
+      option.value = url;
+      option.textContent = url;
+      document.querySelector('#model-select').appendChild(option);
+    }, MODEL);
+  }
+  await page.selectOption('#model-select', MODEL);
   const ready = async () =>
     (await page.locator('[data-testid=model-ready]').textContent().catch(() => '')) ?? '';
   if (!(await ready()).includes('30 layers')) {
@@ -56,6 +68,7 @@ async function loadModel(page, t0) {
     load_ms: loaded ? Number(loaded[1]) * 1000 : null,
     load_wall_ms: wallMs,
     wasm_memory_bytes: memory === null ? null : Number(memory),
+    threads: Number(await page.getAttribute('[data-testid=threads]', 'data-threads')),
   };
 }
 
@@ -157,6 +170,7 @@ console.log(JSON.stringify({
   load_ms: median(loads.map((l) => l.load_ms)),
   load_wall_ms: median(loads.map((l) => l.load_wall_ms)),
   wasm_memory_bytes: median(loads.map((l) => l.wasm_memory_bytes)),
+  threads: Math.max(...loads.map((l) => l.threads)),
   loads,
   chats,
 }));

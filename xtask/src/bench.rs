@@ -172,6 +172,9 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     }
 }
 
+/// The copies `bench/quantize.py` makes with llama.cpp's quantiser.
+const COPIES: [&str; 2] = ["Q8_0", "Q4_K_M"];
+
 fn measure(root: &Path) -> Result<()> {
     std::env::set_var("RAYON_NUM_THREADS", "1");
     setup::all(root, setup::Needs::Everything)?;
@@ -238,14 +241,46 @@ fn measure(root: &Path) -> Result<()> {
 
     // 2. llama.cpp, right after, on the same ids.
     loads.insert("llama_cpp".into(), json!(load_average()));
-    let llama = run_json(
-        Command::new("python3")
-            .arg(root.join("bench/llama_cpp.py"))
-            .arg("--model")
-            .arg(&model)
-            .arg("--ids")
-            .arg(&ids_file),
-    )?;
+    let llama_on = |file: &Path| {
+        run_json(
+            Command::new("python3")
+                .arg(root.join("bench/llama_cpp.py"))
+                .arg("--model")
+                .arg(file)
+                .arg("--ids")
+                .arg(&ids_file),
+        )
+    };
+    let llama = llama_on(&model)?;
+
+    // 2b. Copies that llama.cpp's own quantiser makes from the Q4_1 file, through both engines.
+    loads.insert("copies".into(), json!(load_average()));
+    let copies = crate::wllama::quantized_copies(root)?;
+    let mut copy_files = Vec::new();
+    let mut engine_copies = serde_json::Map::new();
+    let mut llama_copies = serde_json::Map::new();
+    for quant in COPIES {
+        let path = PathBuf::from(
+            copies["copies"][quant]["path"]
+                .as_str()
+                .with_context(|| format!("bench/quantize.py gave no path for the {quant} copy"))?,
+        );
+        let dir = out_dir.join(format!("criterion-{quant}"));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        crate::run(
+            cargo()
+                .args(["bench", "-p", "hawthorne-model", "--bench", "engine", "--", "smollm2/(prefill_128|decode_step_kv128)$"])
+                .env("CRITERION_HOME", &dir)
+                .env("HAWTHORNE_SMOLLM2", &path),
+        )?;
+        let (pre, _, _) = criterion_median(&dir, "smollm2", "prefill_128")?;
+        let (dec, _, _) = criterion_median(&dir, "smollm2", "decode_step_kv128")?;
+        engine_copies.insert(quant.into(), json!({ "prefill_tok_s": 128.0 / pre, "decode_tok_s": 1.0 / dec }));
+        llama_copies.insert(quant.into(), llama_on(&path)?);
+        copy_files.push((quant, path));
+    }
 
     // 3b. ONNX Runtime on the exported graph, same ids.
     loads.insert("ort".into(), json!(load_average()));
@@ -255,16 +290,43 @@ fn measure(root: &Path) -> Result<()> {
             .arg(&ids_file),
     )?;
 
-    // 4. The page in headless Chromium.
+    // 4. The page in headless Chromium: one thread (the single-threaded build), then as many
+    // as the isolated page allows.
     loads.insert("browser".into(), json!(load_average()));
     let server = serve::spawn(root, 0)?;
-    let browser = run_json(
-        Command::new("node")
-            .arg(root.join("bench/browser.mjs"))
+    let page_bench = |model: Option<&str>, threads: Option<u32>, runs: u32| {
+        let mut cmd = Command::new("node");
+        cmd.arg(root.join("bench/browser.mjs"))
             .current_dir(root)
             .env("HAWTHORNE_URL", format!("http://127.0.0.1:{}", server.port))
-            .env("CHROMIUM", setup::CHROMIUM),
-    )?;
+            .env("BENCH_RUNS", runs.to_string())
+            .env("CHROMIUM", setup::CHROMIUM);
+        if let Some(m) = model {
+            cmd.env("BENCH_MODEL", m);
+        }
+        if let Some(t) = threads {
+            cmd.env("BENCH_THREADS", t.to_string());
+        }
+        run_json(&mut cmd)
+    };
+    let browser = page_bench(None, Some(1), 3)?;
+    let browser_threads = page_bench(None, None, 2)?;
+
+    // 4b. wllama in the same Chromium on the same three files; then the worker on the copies
+    // (served from the wllama page's folder, which part 4b fills).
+    loads.insert("wllama".into(), json!(load_average()));
+    let mut files = vec![model.clone()];
+    files.extend(copy_files.iter().map(|(_, p)| p.clone()));
+    let wllama = crate::wllama::wllama_part(root, &files, 1)?;
+    let mut browser_copies = serde_json::Map::new();
+    for (quant, path) in &copy_files {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let url = format!("wllama-bench/models/{name}");
+        browser_copies.insert(
+            (*quant).into(),
+            json!({ "1": page_bench(Some(&url), Some(1), 1)?, "max": page_bench(Some(&url), None, 1)? }),
+        );
+    }
 
     // 7. ONNX Runtime Web (its page needs the prompt ids from part 3).
     let ort_web = ort_web_part(root)?;
@@ -308,6 +370,12 @@ fn measure(root: &Path) -> Result<()> {
         "llama_cpp": llama,
         "ort": ort,
         "browser": browser,
+        "browser_threads": browser_threads,
+        "copies": copies,
+        "engine_copies": engine_copies,
+        "llama_cpp_copies": llama_copies,
+        "wllama": wllama,
+        "browser_copies": browser_copies,
         "wasm_files": wasm_files,
         "organism": organism,
         "ort_web": ort_web,
@@ -391,6 +459,186 @@ fn f(v: &Value) -> Option<f64> {
 }
 
 /// The committed report: one table, then the conditions the numbers were taken under.
+/// The Q4_1 file and llama.cpp's Q8_0 and Q4_K_M copies of it: our engine against llama.cpp
+/// natively, the worker against wllama in the same Chromium, and the issue's targets.
+fn peers_markdown(r: &Value) -> String {
+    let mut s = String::new();
+    let copies = &r["copies"];
+    if copies.is_null() {
+        return s;
+    }
+    let types = |v: &Value| {
+        v["tensor_types"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    // (label, our native, llama.cpp, worker 1 thread, worker max threads, tensor types)
+    let mut files: Vec<(String, Value, Value, Value, Value, String)> = vec![(
+        "Q4_1 (the shipped file)".into(),
+        json!({ "prefill_tok_s": r["engine"]["smollm2_prefill"]["tok_s"], "decode_tok_s": r["engine"]["smollm2_decode"]["tok_s"] }),
+        r["llama_cpp"].clone(),
+        r["browser"].clone(),
+        r["browser_threads"].clone(),
+        types(&copies["source"]),
+    )];
+    for q in COPIES {
+        files.push((
+            format!("{q} (llama.cpp's quantiser)"),
+            r["engine_copies"][q].clone(),
+            r["llama_cpp_copies"][q].clone(),
+            r["browser_copies"][q]["1"].clone(),
+            r["browser_copies"][q]["max"].clone(),
+            types(&copies["copies"][q]),
+        ));
+    }
+    let _ = writeln!(s, "
+## Every file against its peer: llama.cpp natively, wllama in the same Chromium
+");
+    let _ = writeln!(
+        s,
+        "`bench/quantize.py` makes Q8_0 and Q4_K_M copies of the Q4_1 file with llama.cpp's own quantiser \
+         (`llama_model_quantize`, requantising). SmolLM2's width, 576, is not a multiple of 256, so \
+         llama.cpp's Q4_K_M keeps K-quants only where rows allow and falls back to Q5_0 and Q8_0 elsewhere. \
+         Natively: criterion medians for ours, medians of repeated runs for llama.cpp, one thread each.\n"
+    );
+    let _ = writeln!(s, "| File | Tensor types | Prefill ours / llama.cpp (tok/s) | ratio | Decode ours / llama.cpp (tok/s) | ratio |");
+    let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: |");
+    for (label, ours, ll, _, _, ty) in &files {
+        let (op, lp, od, ld) = (f(&ours["prefill_tok_s"]), f(&ll["prefill_tok_s"]), f(&ours["decode_tok_s"]), f(&ll["decode_tok_s"]));
+        let _ = writeln!(
+            s,
+            "| {label} | {ty} | {} / {} | {} | {} / {} | {} |",
+            tps(op),
+            tps(lp),
+            ratio(op, lp),
+            tps(od),
+            tps(ld),
+            ratio(od, ld)
+        );
+    }
+    let wl = &r["wllama"];
+    let wrow = |file: &str, threads: u64| {
+        wl["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|row| row["file"].as_str() == Some(file) && row["threads"].as_u64() == Some(threads))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let file_name = |i: usize| {
+        if i == 0 {
+            setup::SMOLLM2_FILE.to_string()
+        } else {
+            copies["copies"][COPIES[i - 1]]["path"]
+                .as_str()
+                .and_then(|p| Path::new(p).file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }
+    };
+    let _ = writeln!(
+        s,
+        "\nIn headless Chromium (Chromium {}), the same 128 prompt ids, 32 greedy tokens: the page's worker \
+         (`bench/browser.mjs`; one thread is the single-threaded build, `?threads=1`; the other row is the \
+         threaded build with every core the isolated page allows) against wllama {} (`bench/wllama.mjs`: \
+         llama.cpp compiled to wasm with SIMD and threads, served from this origin, `n_threads` set explicitly; \
+         its speeds are llama.cpp's own timings, its memory the wasm memory after loading). \
+         Native llama.cpp on the same file is the bar.\n",
+        r["browser"]["browser"].as_str().unwrap_or("?"),
+        wl["wllama_version"].as_str().unwrap_or("3.8.1"),
+    );
+    let _ = writeln!(
+        s,
+        "| File | Threads | Prefill worker / wllama (tok/s) | ratio | × native llama.cpp | Decode worker / wllama (tok/s) | ratio | × native llama.cpp | Memory worker / wllama |"
+    );
+    let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (i, (label, _, ll, one, max, _)) in files.iter().enumerate() {
+        let name = file_name(i);
+        let max_threads = max["threads"].as_u64().unwrap_or(1);
+        for (threads, ours) in [(1u64, one), (max_threads, max)] {
+            if ours.is_null() || (threads == 1 && std::ptr::eq(ours, max)) {
+                continue;
+            }
+            let w = wrow(&name, threads);
+            let (op, wp, od, wd) = (f(&ours["prefill_tok_s"]), f(&w["prefill_tok_s"]), f(&ours["decode_tok_s"]), f(&w["decode_tok_s"]));
+            let _ = writeln!(
+                s,
+                "| {label} | {threads} | {} / {} | {} | {} | {} / {} | {} | {} | {} / {} |",
+                tps(op),
+                tps(wp),
+                ratio(op, wp),
+                ratio(op, f(&ll["prefill_tok_s"])),
+                tps(od),
+                tps(wd),
+                ratio(od, wd),
+                ratio(od, f(&ll["decode_tok_s"])),
+                f(&ours["wasm_memory_bytes"]).map_or("–".into(), mib),
+                f(&w["wasm_memory_after_load_bytes"]).map_or("–".into(), mib),
+            );
+        }
+    }
+
+    // The targets, each with its measured value and the margin.
+    let (e, l, b, n) = (&r["engine"], &r["llama_cpp"], &r["browser"], &r["native_process"]);
+    let wq = wrow(setup::SMOLLM2_FILE, 1);
+    let _ = writeln!(s, "\n### Targets (SmolLM2 Q4_1, one thread)\n");
+    let _ = writeln!(s, "| Target | Measured | Met |");
+    let _ = writeln!(s, "| --- | ---: | --- |");
+    let mut target = |name: &str, value: Option<f64>, bar: Option<f64>, higher: bool, unit: &str| {
+        let shown = value.map_or("–".into(), |v| format!("{v:.2}{unit}"));
+        let met = match (value, bar) {
+            (Some(v), Some(b)) if (higher && v >= b) || (!higher && v <= b) => "yes".to_string(),
+            (Some(v), Some(b)) => format!("no, {:.0}% short", 100.0 * if higher { 1.0 - v / b } else { v / b - 1.0 }),
+            _ => "not measured".to_string(),
+        };
+        let _ = writeln!(s, "| {name} | {shown} | {met} |");
+    };
+    let mem_mib = |v: &Value| f(v).map(|x| x / 1048576.0);
+    target("Worker memory after load ≤ 200 MiB", mem_mib(&b["wasm_memory_bytes"]), Some(200.0), false, " MiB");
+    target(
+        "Worker memory below wllama's on the same file",
+        mem_mib(&b["wasm_memory_bytes"]),
+        mem_mib(&wq["wasm_memory_after_load_bytes"]),
+        false,
+        " MiB",
+    );
+    target("Native peak RSS ≤ 250 MiB", mem_mib(&n["peak_rss_bytes"]), Some(250.0), false, " MiB");
+    let rt = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    target(
+        "Native decode ≥ 1.0× llama.cpp",
+        rt(f(&e["smollm2_decode"]["tok_s"]), f(&l["decode_tok_s"])),
+        Some(1.0),
+        true,
+        "×",
+    );
+    target(
+        "Native prefill ≥ 1.0× llama.cpp",
+        rt(f(&e["smollm2_prefill"]["tok_s"]), f(&l["prefill_tok_s"])),
+        Some(1.0),
+        true,
+        "×",
+    );
+    target("Browser decode ≥ 0.7× native llama.cpp", rt(f(&b["decode_tok_s"]), f(&l["decode_tok_s"])), Some(0.7), true, "×");
+    target("Browser prefill ≥ 0.7× native llama.cpp", rt(f(&b["prefill_tok_s"]), f(&l["prefill_tok_s"])), Some(0.7), true, "×");
+    let worst = |key: &str| {
+        let mut worst: Option<f64> = None;
+        for (i, (_, _, _, one, max, _)) in files.iter().enumerate() {
+            for (threads, ours) in [(1u64, one), (max["threads"].as_u64().unwrap_or(1), max)] {
+                if let Some(x) = rt(f(&ours[key]), f(&wrow(&file_name(i), threads)[key])) {
+                    worst = Some(worst.map_or(x, |w: f64| w.min(x)));
+                }
+            }
+        }
+        worst
+    };
+    target("Ahead of wllama on every file and thread count: prefill (worst ratio)", worst("prefill_tok_s"), Some(1.0), true, "×");
+    target("Ahead of wllama on every file and thread count: decode (worst ratio)", worst("decode_tok_s"), Some(1.0), true, "×");
+    target("Page main thread while the worker generates < 10%", f(&b["main_thread_share"]).map(|x| 100.0 * x), Some(10.0), false, "%");
+    s
+}
+
 fn results_markdown(r: &Value) -> String {
     let e = &r["engine"];
     let (l, b, n, m) = (&r["llama_cpp"], &r["browser"], &r["native_process"], &r["machine"]);
@@ -568,6 +816,7 @@ fn results_markdown(r: &Value) -> String {
         "2 layers, d_model 32; its context is 128, so the decode step sees 127 cached positions".into(),
     );
 
+    s.push_str(&peers_markdown(r));
     let w = &r["ort_web"];
     if !w.is_null() {
         let wb = &w["browser"];

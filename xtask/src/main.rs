@@ -3,6 +3,7 @@
 mod bench;
 mod ort_web;
 mod serve;
+mod wllama;
 mod setup;
 
 use std::path::{Path, PathBuf};
