@@ -187,17 +187,6 @@ fn linear(x: &Tensor, w: &Weight) -> Result<Tensor> {
     w.forward(x)
 }
 
-/// Repeats each KV head for the query heads that share it: `[B, K, S, E]` → `[B, H, S, E]`.
-fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x.clone());
-    }
-    let (b, k, s, e) = x.dims4()?;
-    Ok(x.unsqueeze(2)?
-        .expand((b, k, n_rep, s, e))?
-        .reshape((b, k * n_rep, s, e))?)
-}
-
 impl Llama {
     /// Builds the model from a parsed GGUF file, checking every tensor's shape.
     pub fn from_gguf(g: &mut GgufModel) -> Result<Llama> {
@@ -577,16 +566,18 @@ impl Llama {
         };
         let q = linear(&x, &blk.attn_q)?.reshape((b, t, h, e))?.transpose(1, 2)?.contiguous()?; // [B, H, T, E]
         let q = rope_i(&q, &cos, &sin)?; // [B, H, T, E]
-        let keys = repeat_kv(&keys, h / k)?.contiguous()?; // [B, H, S, E]
-        let values = repeat_kv(&values, h / k)?.contiguous()?; // [B, H, S, E]
-        let scores = (q.matmul(&keys.t()?)? / (e as f64).sqrt())?; // [B, H, T, S]
+        // Grouped-query attention without copying keys and values per query head: the R = H/K
+        // query heads that share a KV head are adjacent, so they become R·T rows of one matmul.
+        let s_len = keys.dims()[2];
+        let q = q.reshape((b, k, (h / k) * t, e))?; // [B, K, R·T, E]
+        let scores = (q.matmul(&keys.t()?)? / (e as f64).sqrt())?.reshape((b, h, t, s_len))?; // [B, H, T, S]
         let scores = match &mask {
             Some(m) => scores.broadcast_add(m)?,
             None => scores,
         };
         let pattern = softmax_last_dim(&scores)?; // [B, H, T, S]
         let pattern = ctx.hook(HookPoint::AttnPattern(i), pattern)?;
-        let z = pattern.matmul(&values)?; // [B, H, T, E]
+        let z = pattern.reshape((b, k, (h / k) * t, s_len))?.matmul(&values)?.reshape((b, h, t, e))?; // [B, H, T, E]
         let z = z.transpose(1, 2)?.reshape((b, t, h * e))?; // [B, T, H*E]
         let attn_out = linear(&z, &blk.attn_output)?; // [B, T, D]
         let attn_out = ctx.hook(HookPoint::AttnOut(i), attn_out)?;
