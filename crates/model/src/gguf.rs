@@ -309,6 +309,19 @@ impl GgufLoader {
         };
         let info = &self.content.tensor_infos[&name];
         let dims = info.shape.dims().to_vec();
+        // candle reads the bytes in place as an array of blocks (`slice::from_raw_parts` over
+        // `*const Block`), so they must be aligned for the block type (at most 8 bytes). A file
+        // with an odd `general.alignment`, or a buffer that starts at an odd address, gets its
+        // tensor copied to an aligned spot first.
+        let mut spare = Vec::new();
+        let bytes = if bytes.as_ptr().align_offset(8) == 0 {
+            bytes
+        } else {
+            spare.resize(bytes.len() + 8, 0u8);
+            let at = spare.as_ptr().align_offset(8).min(8);
+            spare[at..at + bytes.len()].copy_from_slice(bytes);
+            &spare[at..at + bytes.len()]
+        };
         let q = candle_core::quantized::ggml_file::qtensor_from_ggml(info.ggml_dtype, bytes, dims.clone(), &Device::Cpu)
             .map_err(|e| ModelError::CorruptGguf(format!("tensor `{name}`: {e}")))?;
         if dims.len() == 2 {

@@ -797,3 +797,35 @@ fn packed_rows_that_split_blocks_are_errors() -> Result<()> {
     assert!(msg.contains(name) && msg.contains("block"), "{msg}");
     Ok(())
 }
+
+/// Tensor bytes at an odd address (a file with an odd `general.alignment`, or a buffer that
+/// starts at an odd address) load as from an aligned one: candle reads blocks in place, and
+/// the loader copies a misaligned tensor to an aligned spot first. Found by the `gguf` fuzz
+/// target, where debug builds stopped on the misaligned `slice::from_raw_parts`.
+#[test]
+fn tensors_at_odd_addresses_load() -> Result<()> {
+    use candle_core::quantized::GgmlDType;
+    for dtype in [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q8_0, GgmlDType::Q4_1] {
+        let bytes = if dtype == GgmlDType::F32 {
+            tiny_bytes().to_vec()
+        } else {
+            hawthorne_model::testing::requantize_gguf(tiny_bytes(), dtype)?
+        };
+        let aligned = Model::load(&bytes, hawthorne_model::ComputeMode::Packed, |_| {})?;
+        for shift in [1usize, 2, 3, 5] {
+            let mut shifted = vec![0u8; shift];
+            shifted.extend_from_slice(&bytes);
+            let case = format!("{dtype:?} at an offset of {shift} bytes");
+            let model = catch_unwind(AssertUnwindSafe(|| {
+                Model::load(&shifted[shift..], hawthorne_model::ComputeMode::Packed, |_| {})
+            }))
+            .map_err(|p| anyhow::anyhow!("{case}: loading panicked: {}", panic_text(&p)))??;
+            let ids = [vec![1u32, 2, 3]];
+            let opts = hawthorne_model::RunOptions::default();
+            let a = aligned.llama.forward(&ids, &opts, None)?.logits.flatten_all()?.to_vec1::<f32>()?;
+            let b = model.llama.forward(&ids, &opts, None)?.logits.flatten_all()?.to_vec1::<f32>()?;
+            assert_eq!(a, b, "{case}: different logits");
+        }
+    }
+    Ok(())
+}
