@@ -164,11 +164,15 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
             build_web(root)?;
             rerun_part(root, "organism", organism)
         }
+        Some("--browser-only") => {
+            setup::all(root, setup::Needs::Everything)?;
+            browser_only(root)
+        }
         Some("--ort-web-only") => {
             setup::all(root, setup::Needs::Everything)?;
             rerun_part(root, "ort_web", ort_web_part)
         }
-        Some(other) => bail!("unknown bench option `{other}` (expected nothing, --report-only, --organism-only or --ort-web-only)"),
+        Some(other) => bail!("unknown bench option `{other}` (expected nothing, --report-only, --organism-only, --browser-only or --ort-web-only)"),
     }
 }
 
@@ -290,43 +294,10 @@ fn measure(root: &Path) -> Result<()> {
             .arg(&ids_file),
     )?;
 
-    // 4. The page in headless Chromium: one thread (the single-threaded build), then as many
-    // as the isolated page allows.
+    // 4. The page in headless Chromium, and wllama next to it.
     loads.insert("browser".into(), json!(load_average()));
-    let server = serve::spawn(root, 0)?;
-    let page_bench = |model: Option<&str>, threads: Option<u32>, runs: u32| {
-        let mut cmd = Command::new("node");
-        cmd.arg(root.join("bench/browser.mjs"))
-            .current_dir(root)
-            .env("HAWTHORNE_URL", format!("http://127.0.0.1:{}", server.port))
-            .env("BENCH_RUNS", runs.to_string())
-            .env("CHROMIUM", setup::CHROMIUM);
-        if let Some(m) = model {
-            cmd.env("BENCH_MODEL", m);
-        }
-        if let Some(t) = threads {
-            cmd.env("BENCH_THREADS", t.to_string());
-        }
-        run_json(&mut cmd)
-    };
-    let browser = page_bench(None, Some(1), 3)?;
-    let browser_threads = page_bench(None, None, 2)?;
-
-    // 4b. wllama in the same Chromium on the same three files; then the worker on the copies
-    // (served from the wllama page's folder, which part 4b fills).
-    loads.insert("wllama".into(), json!(load_average()));
-    let mut files = vec![model.clone()];
-    files.extend(copy_files.iter().map(|(_, p)| p.clone()));
-    let wllama = crate::wllama::wllama_part(root, &files, 1)?;
-    let mut browser_copies = serde_json::Map::new();
-    for (quant, path) in &copy_files {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let url = format!("wllama-bench/models/{name}");
-        browser_copies.insert(
-            (*quant).into(),
-            json!({ "1": page_bench(Some(&url), Some(1), 1)?, "max": page_bench(Some(&url), None, 1)? }),
-        );
-    }
+    let browser_parts = browser_parts(root, &model, &copy_files)?;
+    loads.insert("wllama".into(), browser_parts["wllama_load_average"].clone());
 
     // 7. ONNX Runtime Web (its page needs the prompt ids from part 3).
     let ort_web = ort_web_part(root)?;
@@ -369,13 +340,13 @@ fn measure(root: &Path) -> Result<()> {
         "native_process": native,
         "llama_cpp": llama,
         "ort": ort,
-        "browser": browser,
-        "browser_threads": browser_threads,
+        "browser": browser_parts["browser"],
+        "browser_threads": browser_parts["browser_threads"],
         "copies": copies,
         "engine_copies": engine_copies,
         "llama_cpp_copies": llama_copies,
-        "wllama": wllama,
-        "browser_copies": browser_copies,
+        "wllama": browser_parts["wllama"],
+        "browser_copies": browser_parts["browser_copies"],
         "wasm_files": wasm_files,
         "organism": organism,
         "ort_web": ort_web,
@@ -388,6 +359,79 @@ fn measure(root: &Path) -> Result<()> {
     std::fs::write(root.join("bench/RESULTS.md"), &md)?;
     print!("{md}");
     eprintln!("wrote bench/RESULTS.md and bench/results.json");
+    Ok(())
+}
+
+/// Part 4: the worker in headless Chromium on the Q4_1 file with one thread (the
+/// single-threaded build) and with as many as the isolated page allows; wllama on the Q4_1
+/// file and the copies (part 4b); then the worker on the copies, served from the wllama
+/// page's folder, which part 4b fills. Expects `dist/` built.
+fn browser_parts(root: &Path, model: &Path, copy_files: &[(&str, PathBuf)]) -> Result<serde_json::Map<String, Value>> {
+    let server = serve::spawn(root, 0)?;
+    let page_bench = |model: Option<&str>, threads: Option<u32>, runs: u32| {
+        let mut cmd = Command::new("node");
+        cmd.arg(root.join("bench/browser.mjs"))
+            .current_dir(root)
+            .env("HAWTHORNE_URL", format!("http://127.0.0.1:{}", server.port))
+            .env("BENCH_RUNS", runs.to_string())
+            .env("CHROMIUM", setup::CHROMIUM);
+        if let Some(m) = model {
+            cmd.env("BENCH_MODEL", m);
+        }
+        if let Some(t) = threads {
+            cmd.env("BENCH_THREADS", t.to_string());
+        }
+        run_json(&mut cmd)
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("browser".into(), page_bench(None, Some(1), 3)?);
+    out.insert("browser_threads".into(), page_bench(None, None, 2)?);
+    out.insert("wllama_load_average".into(), json!(load_average()));
+    let mut files = vec![model.to_path_buf()];
+    files.extend(copy_files.iter().map(|(_, p)| p.clone()));
+    out.insert("wllama".into(), crate::wllama::wllama_part(root, &files, 1)?);
+    let mut browser_copies = serde_json::Map::new();
+    for (quant, path) in copy_files {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let url = format!("wllama-bench/models/{name}");
+        browser_copies.insert(
+            (*quant).into(),
+            json!({ "1": page_bench(Some(&url), Some(1), 1)?, "max": page_bench(Some(&url), None, 1)? }),
+        );
+    }
+    out.insert("browser_copies".into(), Value::Object(browser_copies));
+    Ok(out)
+}
+
+/// `--browser-only`: reruns part 4 on a fresh `build-web` and merges it into
+/// `bench/results.json`; the other parts keep their numbers and date.
+fn browser_only(root: &Path) -> Result<()> {
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let path = root.join("bench/results.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut results: Value = serde_json::from_str(&text)?;
+    build_web(root)?;
+    let model = root.join("models").join(setup::SMOLLM2_FILE);
+    let mut copy_files = Vec::new();
+    for quant in COPIES {
+        let p = results["copies"]["copies"][quant]["path"]
+            .as_str()
+            .with_context(|| format!("bench/results.json has no {quant} copy: run the whole benchmark first"))?;
+        copy_files.push((quant, PathBuf::from(p)));
+    }
+    let started = capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    let load = load_average();
+    let mut parts = browser_parts(root, &model, &copy_files)?;
+    results["machine"]["load_average"]["at"]["browser"] = json!(load);
+    results["machine"]["load_average"]["at"]["wllama"] = parts.remove("wllama_load_average").unwrap_or(Value::Null);
+    results["browser_rerun"] = json!({ "date": started, "load_average_end": load_average() });
+    for (k, v) in parts {
+        results[k.as_str()] = v;
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
+    let md = results_markdown(&results);
+    std::fs::write(root.join("bench/RESULTS.md"), &md)?;
+    print!("{md}");
     Ok(())
 }
 
@@ -930,6 +974,15 @@ fn results_markdown(r: &Value) -> String {
         load(&la["at"]["browser"]),
         load(&la["end"])
     );
+    if let Some(date) = r["browser_rerun"]["date"].as_str() {
+        let _ = writeln!(
+            s,
+            "- The browser part (the worker and wllama) was rerun alone on {date} (`cargo xtask bench --browser-only`), \
+             load average {} at its start and {} at its end, on the engine of this commit; the other parts are from the date above.",
+            load(&la["at"]["browser"]),
+            load(&r["browser_rerun"]["load_average_end"])
+        );
+    }
     let _ = writeln!(
         s,
         "- {}; llama-cpp-python {}; Chromium {}",

@@ -484,6 +484,12 @@ pub fn threads() -> usize {
     rayon::current_num_threads()
 }
 
+/// Products with fewer multiply-adds than this run on the calling thread. In the browser's
+/// threaded worker on 2 cores, splitting SmolLM2's decode products (at most 576 × 1536 ≈ 0.9 M)
+/// across the pool made decode slower than one thread (11.8 against 15.3 tok/s,
+/// bench/RESULTS.md); prefill's products (≥ 128 × 576 × 576 ≈ 42 M) gain from the split.
+const PARALLEL_MACS: usize = 1 << 20;
+
 /// Output rows each rayon task computes.
 const ROWS_PER_TASK: usize = 64;
 
@@ -548,9 +554,9 @@ pub fn matmul(isa: Isa, fmt: Format, w: &[u8], n: usize, k: usize, x: &[f32], ou
         }
     };
     let threads = rayon::current_num_threads();
-    if threads <= 1 || n * m < 2 * ROWS_PER_TASK {
-        // No pool hand-off on one thread: a cross-thread wake per matmul costs more than the
-        // small products of decode.
+    if threads <= 1 || n * m < 2 * ROWS_PER_TASK || n * k * m < PARALLEL_MACS {
+        // No pool hand-off on one thread, nor for a small product: waking the pool costs more
+        // than the matrix-vector products of a small model's decode step.
         if m == 1 {
             rows_into(0, out);
         } else {
