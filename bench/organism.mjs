@@ -19,6 +19,8 @@ import { launch, watchErrors, BASE } from '../tests/e2e/browser.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const EXPERIMENTS = Number(process.env.BENCH_EXPERIMENTS ?? 3);
+// BENCH_THREADS caps the worker's threads (`?threads=N`; 1 forces the single-threaded build).
+const QUERY = process.env.BENCH_THREADS ? `?threads=${Number(process.env.BENCH_THREADS)}` : '';
 const log = (...a) => console.error('[organism bench]', ...a);
 const median = (xs) => {
   const s = xs.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b);
@@ -62,7 +64,7 @@ for (let r = 0; r < RUNS; r++) {
     const page = await ctx.newPage();
     const errors = watchErrors(page);
     await page.addInitScript(observeMarks);
-    await page.goto(BASE + '/');
+    await page.goto(BASE + '/' + QUERY);
     await page.waitForFunction(() => window.__marks?.interactive !== undefined, null, { timeout: 120_000 });
     const marks = await page.evaluate(() => window.__marks);
     const model = await page.textContent('[data-testid=model-ready]');

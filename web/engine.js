@@ -1,22 +1,28 @@
 // Starts the engine inside its Web Worker, choosing the build: several threads where the page
-// is cross-origin isolated (SharedArrayBuffer available), one thread everywhere else.
+// asks for them and is cross-origin isolated (SharedArrayBuffer available), one thread
+// everywhere else.
 //
 // The page spawns the worker through yew-agent, which runs `importScripts(<this file>)` and
 // then calls `wasm_bindgen(<this file's URL with .js replaced by _bg.wasm>)`. This file defines
 // that function, so the page needs no knowledge of which build runs:
-// - `pkg/mt/worker.js` (feature `threads`, an ES module) is imported, rayon's pool of
-//   `threads` Web Workers is started on the shared memory, and only then the engine registers;
+// - with `threads=N` (N ≥ 2) on an isolated page, `pkg/mt/worker.js` (feature `threads`, an
+//   ES module) is imported, rayon's pool of N Web Workers is started on the shared memory, and
+//   only then the engine registers;
 // - otherwise, or if anything in that path fails, `pkg/worker.js` (the default single-threaded
 //   build, a classic script) is loaded as before.
-// A `threads=N` query on this script's URL (the page passes its own `?threads=N`) caps the
-// pool; `threads=1` always takes the single-threaded build.
+// The threaded build runs only when asked: a `threads=N` query on this script's URL (the page
+// passes its own `?threads=N`, capped at the core count and 8). Without it the worker runs one
+// thread, because on the measured workloads one thread was faster: on 2 cores the default
+// organism experiment took 1434 ms on two threads against 893 ms on one (the threaded build
+// pays for every parallel op's hand-off between Web Workers), and SmolLM2's prefill gained
+// nothing (bench/RESULTS.md).
 'use strict';
 
 self.wasm_bindgen = (wasmUrl) => {
   const pkg = new URL('../pkg/', wasmUrl);
   const asked = Number(new URL(wasmUrl).searchParams.get('threads') || 0);
   const cores = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
-  const threads = asked >= 1 ? Math.min(Math.floor(asked), cores) : cores;
+  const threads = asked >= 1 ? Math.min(Math.floor(asked), cores) : 1;
 
   const single = () => {
     importScripts(new URL('worker.js', pkg).href);

@@ -176,6 +176,9 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     }
 }
 
+/// `?threads=` for the threaded rows: the page caps it at the core count (and 8).
+const MAX_THREADS: u32 = 8;
+
 /// The copies `bench/quantize.py` makes with llama.cpp's quantiser.
 const COPIES: [&str; 2] = ["Q8_0", "Q4_K_M"];
 
@@ -385,7 +388,7 @@ fn browser_parts(root: &Path, model: &Path, copy_files: &[(&str, PathBuf)]) -> R
     };
     let mut out = serde_json::Map::new();
     out.insert("browser".into(), page_bench(None, Some(1), 3)?);
-    out.insert("browser_threads".into(), page_bench(None, None, 2)?);
+    out.insert("browser_threads".into(), page_bench(None, Some(MAX_THREADS), 2)?);
     out.insert("wllama_load_average".into(), json!(load_average()));
     let mut files = vec![model.to_path_buf()];
     files.extend(copy_files.iter().map(|(_, p)| p.clone()));
@@ -396,7 +399,7 @@ fn browser_parts(root: &Path, model: &Path, copy_files: &[(&str, PathBuf)]) -> R
         let url = format!("wllama-bench/models/{name}");
         browser_copies.insert(
             (*quant).into(),
-            json!({ "1": page_bench(Some(&url), Some(1), 1)?, "max": page_bench(Some(&url), None, 1)? }),
+            json!({ "1": page_bench(Some(&url), Some(1), 1)?, "max": page_bench(Some(&url), Some(MAX_THREADS), 1)? }),
         );
     }
     out.insert("browser_copies".into(), Value::Object(browser_copies));
@@ -585,8 +588,8 @@ fn peers_markdown(r: &Value) -> String {
     let _ = writeln!(
         s,
         "\nIn headless Chromium (Chromium {}), the same 128 prompt ids, 32 greedy tokens: the page's worker \
-         (`bench/browser.mjs`; one thread is the single-threaded build, `?threads=1`; the other row is the \
-         threaded build with every core the isolated page allows) against wllama {} (`bench/wllama.mjs`: \
+         (`bench/browser.mjs`; one thread is the single-threaded build, the page's default; the other row is the \
+         threaded build with every core the isolated page allows, `?threads=8`) against wllama {} (`bench/wllama.mjs`: \
          llama.cpp compiled to wasm with SIMD and threads, served from this origin, `n_threads` set explicitly; \
          its speeds are llama.cpp's own timings, its memory the wasm memory after loading). \
          Native llama.cpp on the same file is the bar.\n",

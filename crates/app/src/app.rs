@@ -20,13 +20,13 @@ use crate::state::{model_for_id, Action, AppContext, AppState};
 /// Path of the script that starts the worker, relative to the page.
 ///
 /// `web/engine.js` picks the engine build inside the worker: the multi-threaded one where the
-/// page is cross-origin isolated, the single-threaded one elsewhere. It is spawned as a classic
+/// page asks for threads and is cross-origin isolated, the single-threaded one elsewhere. It is spawned as a classic
 /// worker: yew-agent 0.5's `ReactorSpawner::encoding` resets the `as_module` flag, so a module
 /// worker cannot be combined with a custom codec.
 const WORKER_PATH: &str = "web/engine.js";
 
-/// The worker's script with the page's `?threads=N` passed on (it caps the worker's pool;
-/// `threads=1` forces the single-threaded build).
+/// The worker's script with the page's `?threads=N` passed on (N ≥ 2 asks for the threaded
+/// build on an isolated page; without it the worker runs one thread).
 fn worker_path() -> String {
     let search = gloo::utils::window().location().search().unwrap_or_default();
     let threads = web_sys::UrlSearchParams::new_with_str(&search)

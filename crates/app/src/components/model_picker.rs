@@ -78,6 +78,8 @@ pub fn ModelPicker(props: &ModelPickerProps) -> Html {
                     {info.threads.to_string()}
                     if info.threads == 1 && !cross_origin_isolated() {
                         <span class="muted">{" (this page is not cross-origin isolated, so the worker cannot share memory between threads)"}</span>
+                    } else if info.threads == 1 {
+                        <span class="muted">{" (add ?threads=N to the address for N; one is faster on small models)"}</span>
                     }
                 </dd>
                 if let Some(mem) = info.wasm_memory_bytes {
