@@ -5,6 +5,7 @@
 // isolation headers, as a static host would (`cargo xtask test` starts both servers).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { launch, watchErrors, BASE } from './browser.mjs';
 
 const PLAIN = process.env.HAWTHORNE_PLAIN_URL;
@@ -69,6 +70,37 @@ test('on a host without the headers, the service worker makes the page isolated 
     const cores = await page.evaluate(() => Math.min(navigator.hardwareConcurrency || 1, 8));
     assert.equal(await threadsShown(page), cores);
     await chatAnswers(page);
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('the threaded worker reports the same numbers as the CLI', { timeout: 600_000 }, async () => {
+  const cliReport = process.env.HAWTHORNE_CLI_REPORT;
+  assert.ok(cliReport, 'HAWTHORNE_CLI_REPORT points at the CLI report of examples/organism-deceptive.json');
+  const cli = JSON.parse(readFileSync(cliReport, 'utf8'));
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const errors = watchErrors(page);
+    await page.goto(BASE + '/?threads=8');
+    const cores = await page.evaluate(() => Math.min(navigator.hardwareConcurrency || 1, 8));
+    assert.equal(await threadsShown(page), cores);
+    await page.click('[data-testid=run]');
+    await page.waitForSelector('[data-testid=run-done], [data-testid=run-error]', { timeout: 300_000 });
+    assert.equal(await page.$('[data-testid=run-error]'), null);
+    assert.equal(await page.getAttribute('[data-testid=run-done]', 'data-spec-hash'), cli.provenance.spec_hash, 'same spec');
+    const got = await page.$$eval('[data-testid=probe-table] [data-hook]', (rows) =>
+      Object.fromEntries(rows.map((r) => [r.dataset.hook, [
+        Number(r.dataset.logisticAuroc), Number(r.dataset.massMeanAuroc),
+        Number(r.dataset.randomBest), Number(r.dataset.shuffledAuroc)]])));
+    for (const h of cli.probes) {
+      const want = [h.logistic.auroc, h.mass_mean.auroc, h.random_directions.best_auroc, h.shuffled_labels.auroc];
+      want.forEach((w, i) => assert.ok(Math.abs(w - got[h.hook][i]) <= 1e-9, `${h.hook}[${i}]: page ${got[h.hook][i]} vs CLI ${w}`));
+    }
+    const gap = await page.getAttribute('[data-testid=gap-table] tr[data-group=all]', 'data-compliance-gap');
+    assert.ok(Math.abs(Number(gap) - cli.behaviour.all.compliance_gap) <= 1e-9, `gap ${gap} vs CLI ${cli.behaviour.all.compliance_gap}`);
     assert.deepEqual(errors, []);
   } finally {
     await ctx.close();
