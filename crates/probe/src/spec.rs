@@ -270,6 +270,36 @@ impl Default for Limits {
     }
 }
 
+/// The documented range of every bounded numeric spec field (inclusive), so that a share link
+/// cannot ask for unbounded work or an allocation sized by a stranger. The README's "Spec
+/// fields" table lists the same ranges; `ranges_are_documented` keeps the two in step.
+pub const FIELD_RANGES: &[(&str, u64, u64)] = &[
+    ("probes.max_iter", 1, 10_000),
+    ("probes.bootstrap", 0, 10_000),
+    ("baselines.random_directions", 0, 10_000),
+    ("behaviour.continuations", 0, 64),
+    ("behaviour.max_tokens", 1, 256),
+    ("patching.pairs", 1, 64),
+    ("patching.max_positions", 1, 256),
+    ("patching.layer_stride", 1, 64),
+    ("steering.layer", 0, 1023),
+    ("steering.max_prompts", 1, 512),
+    ("steering.alphas (count)", 0, 64),
+    ("limits.max_memory_mb", 16, 16_384),
+    ("limits.batch_size", 1, 256),
+    ("limits.max_prompt_tokens", 1, 8192),
+    ("scenario.framings (count)", 0, 256),
+    ("scenario.tasks (count)", 0, 1024),
+];
+
+fn field_range(field: &str) -> (u64, u64) {
+    FIELD_RANGES
+        .iter()
+        .find(|(f, _, _)| *f == field)
+        .map(|&(_, lo, hi)| (lo, hi))
+        .unwrap_or((0, u64::MAX))
+}
+
 /// Everything needed to reproduce a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -390,8 +420,43 @@ impl ExperimentSpec {
         Ok(hooks)
     }
 
+    /// Every numeric field with a bound, and its value (as u64; `steering.layer` only when set).
+    fn bounded_fields(&self) -> Vec<(&'static str, u64)> {
+        let n = |x: usize| x as u64;
+        let mut v = vec![
+            ("probes.max_iter", self.probes.max_iter),
+            ("probes.bootstrap", n(self.probes.bootstrap)),
+            ("baselines.random_directions", n(self.baselines.random_directions)),
+            ("behaviour.continuations", n(self.behaviour.continuations)),
+            ("behaviour.max_tokens", n(self.behaviour.max_tokens)),
+            ("patching.pairs", n(self.patching.pairs)),
+            ("patching.max_positions", n(self.patching.max_positions)),
+            ("patching.layer_stride", n(self.patching.layer_stride)),
+            ("steering.max_prompts", n(self.steering.max_prompts)),
+            ("steering.alphas (count)", n(self.steering.alphas.len())),
+            ("limits.max_memory_mb", self.limits.max_memory_mb),
+            ("limits.batch_size", n(self.limits.batch_size)),
+            ("limits.max_prompt_tokens", n(self.limits.max_prompt_tokens)),
+            ("scenario.framings (count)", n(self.scenario.framings.len())),
+            ("scenario.tasks (count)", n(self.scenario.tasks.len())),
+        ];
+        if let Some(layer) = self.steering.layer {
+            v.push(("steering.layer", n(layer)));
+        }
+        v
+    }
+
     /// Checks everything that can be checked without the model.
     pub fn validate(&self) -> Result<()> {
+        for (field, value) in self.bounded_fields() {
+            let (lo, hi) = field_range(field);
+            if !(lo..=hi).contains(&value) {
+                return Err(spec_err(field.trim_end_matches(" (count)"), format!("{value} must lie in {lo}..={hi}")));
+            }
+        }
+        if !(self.probes.c.is_finite() && self.probes.c > 0.0 && self.probes.c <= 1e6) {
+            return Err(spec_err("probes.c", format!("{} must be a positive number, at most 1e6", self.probes.c)));
+        }
         if self.version > SPEC_VERSION {
             return Err(ProbeError::NewerVersion { found: self.version, supported: SPEC_VERSION });
         }
@@ -448,26 +513,8 @@ impl ExperimentSpec {
             }
             _ => {}
         }
-        if !(self.probes.c.is_finite() && self.probes.c > 0.0) {
-            return Err(spec_err("probes.c", format!("{} must be a positive number", self.probes.c)));
-        }
-        if self.probes.max_iter == 0 {
-            return Err(spec_err("probes.max_iter", "must be at least 1"));
-        }
-        if self.baselines.random_directions > 10_000 {
-            return Err(spec_err("baselines.random_directions", "at most 10000"));
-        }
-        if self.limits.batch_size == 0 || self.limits.batch_size > 256 {
-            return Err(spec_err("limits.batch_size", format!("{} must lie in 1..=256", self.limits.batch_size)));
-        }
         if self.steering.alphas.iter().any(|a| !a.is_finite() || a.abs() > 100.0) {
             return Err(spec_err("steering.alphas", "every α must be a finite number with |α| ≤ 100"));
-        }
-        if self.steering.alphas.len() > 64 {
-            return Err(spec_err("steering.alphas", "at most 64 values"));
-        }
-        if self.patching.layer_stride == 0 {
-            return Err(spec_err("patching.layer_stride", "must be at least 1"));
         }
         NamesFilter::parse(&self.hooks).map_err(|e| spec_err("hooks", e.to_string()))?;
         Ok(())
@@ -504,6 +551,77 @@ mod tests {
         let e = ExperimentSpec::from_json(&spec.to_canonical_json()).unwrap_err();
         assert!(matches!(e, ProbeError::NewerVersion { .. }), "{e}");
         assert!(ExperimentSpec::decode(&spec.encode()).is_err());
+    }
+
+    /// Every bounded field, set one past its range, is refused with its name and range; the
+    /// defaults and the bundled scenarios lie inside every range.
+    #[test]
+    fn every_bound_is_enforced_by_name() {
+        let base = scenarios::smollm2_default();
+        base.validate().unwrap();
+        for &(field, lo, hi) in FIELD_RANGES {
+            for bad in [hi.saturating_add(1), lo.wrapping_sub(1)] {
+                if bad == u64::MAX && lo == 0 {
+                    continue; // no value below 0
+                }
+                let mut spec = base.clone();
+                let v = usize::try_from(bad).unwrap_or(usize::MAX);
+                match field {
+                    "probes.max_iter" => spec.probes.max_iter = bad,
+                    "probes.bootstrap" => spec.probes.bootstrap = v,
+                    "baselines.random_directions" => spec.baselines.random_directions = v,
+                    "behaviour.continuations" => spec.behaviour.continuations = v,
+                    "behaviour.max_tokens" => spec.behaviour.max_tokens = v,
+                    "patching.pairs" => spec.patching.pairs = v,
+                    "patching.max_positions" => spec.patching.max_positions = v,
+                    "patching.layer_stride" => spec.patching.layer_stride = v,
+                    "steering.layer" => spec.steering.layer = Some(v),
+                    "steering.max_prompts" => spec.steering.max_prompts = v,
+                    "steering.alphas (count)" => spec.steering.alphas = vec![0.0; v],
+                    "limits.max_memory_mb" => spec.limits.max_memory_mb = bad,
+                    "limits.batch_size" => spec.limits.batch_size = v,
+                    "limits.max_prompt_tokens" => spec.limits.max_prompt_tokens = v,
+                    "scenario.framings (count)" => {
+                        let f = spec.scenario.framings[0].clone();
+                        spec.scenario.framings = (0..v).map(|i| Framing { id: format!("f{i}"), ..f.clone() }).collect();
+                    }
+                    "scenario.tasks (count)" => {
+                        let t = spec.scenario.tasks[0].clone();
+                        spec.scenario.tasks = (0..v).map(|i| Task { id: format!("t{i}"), ..t.clone() }).collect();
+                    }
+                    other => panic!("no setter for `{other}`: add it here"),
+                }
+                let e = spec.validate().unwrap_err().to_string();
+                let name = field.trim_end_matches(" (count)");
+                assert!(e.contains(name) && e.contains(&format!("{lo}..={hi}")), "{field} = {bad}: {e}");
+            }
+        }
+        for json in [
+            include_str!("../../../examples/organism-deceptive.json"),
+            include_str!("../../../examples/organism-control.json"),
+            include_str!("../../../examples/smollm2.json"),
+        ] {
+            ExperimentSpec::from_json(json).unwrap();
+        }
+    }
+
+    /// The link that used to run out of memory in the worker (a 2e9-resample bootstrap).
+    #[test]
+    fn a_huge_bootstrap_is_refused_before_running() {
+        let mut spec = scenarios::smollm2_default();
+        spec.probes.bootstrap = 2_000_000_000;
+        let e = ExperimentSpec::decode(&spec.encode()).unwrap_err().to_string();
+        assert!(e.contains("probes.bootstrap") && e.contains("0..=10000"), "{e}");
+    }
+
+    /// The README documents every range the validator enforces.
+    #[test]
+    fn ranges_are_documented() {
+        let readme = include_str!("../../../README.md");
+        for &(field, lo, hi) in FIELD_RANGES {
+            let row = format!("| `{}` | {lo} | {hi} |", field.trim_end_matches(" (count)"));
+            assert!(readme.contains(&row), "README.md lacks the row `{row}`");
+        }
     }
 
     #[test]
