@@ -133,6 +133,12 @@ fn kib(bytes: f64) -> String {
 }
 
 /// A tok/s figure, or a dash when it was not measured.
+/// Two table cells for `key`: "ours / theirs" (tok/s) and their ratio.
+fn versus(ours: &Value, theirs: &Value, key: &str) -> String {
+    let (a, b) = (f(&ours[key]), f(&theirs[key]));
+    format!("{} / {} | {}", tps(a), tps(b), ratio(a, b))
+}
+
 fn tps(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_string(), |x| format!("{x:.1}"))
 }
@@ -552,17 +558,8 @@ fn peers_markdown(r: &Value) -> String {
     let _ = writeln!(s, "| File | Tensor types | Prefill ours / llama.cpp (tok/s) | ratio | Decode ours / llama.cpp (tok/s) | ratio |");
     let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: |");
     for (label, ours, ll, _, _, ty) in &files {
-        let (op, lp, od, ld) = (f(&ours["prefill_tok_s"]), f(&ll["prefill_tok_s"]), f(&ours["decode_tok_s"]), f(&ll["decode_tok_s"]));
-        let _ = writeln!(
-            s,
-            "| {label} | {ty} | {} / {} | {} | {} / {} | {} |",
-            tps(op),
-            tps(lp),
-            ratio(op, lp),
-            tps(od),
-            tps(ld),
-            ratio(od, ld)
-        );
+        let (pre, dec) = (versus(ours, ll, "prefill_tok_s"), versus(ours, ll, "decode_tok_s"));
+        let _ = writeln!(s, "| {label} | {ty} | {pre} | {dec} |");
     }
     let wl = &r["wllama"];
     let wrow = |file: &str, threads: u64| {
@@ -609,18 +606,14 @@ fn peers_markdown(r: &Value) -> String {
                 continue;
             }
             let w = wrow(&name, threads);
-            let (op, wp, od, wd) = (f(&ours["prefill_tok_s"]), f(&w["prefill_tok_s"]), f(&ours["decode_tok_s"]), f(&w["decode_tok_s"]));
+            let native = |k: &str| ratio(f(&ours[k]), f(&ll[k]));
             let _ = writeln!(
                 s,
-                "| {label} | {threads} | {} / {} | {} | {} | {} / {} | {} | {} | {} / {} |",
-                tps(op),
-                tps(wp),
-                ratio(op, wp),
-                ratio(op, f(&ll["prefill_tok_s"])),
-                tps(od),
-                tps(wd),
-                ratio(od, wd),
-                ratio(od, f(&ll["decode_tok_s"])),
+                "| {label} | {threads} | {} | {} | {} | {} | {} / {} |",
+                versus(ours, &w, "prefill_tok_s"),
+                native("prefill_tok_s"),
+                versus(ours, &w, "decode_tok_s"),
+                native("decode_tok_s"),
                 f(&ours["wasm_memory_bytes"]).map_or("–".into(), mib),
                 f(&w["wasm_memory_after_load_bytes"]).map_or("–".into(), mib),
             );
