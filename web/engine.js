@@ -18,21 +18,60 @@
 // nothing (bench/RESULTS.md).
 'use strict';
 
+// The page learns that this worker died (a trap, an out-of-memory abort, a panic, or being
+// closed) through a lifeline named by the page's `life=<id>` query:
+// - the worker holds the Web Lock `hawthorne-engine-<id>` for as long as it lives; the page
+//   asks for the same lock once the worker says it holds it, and is granted it only when the
+//   worker is gone, whatever the cause;
+// - on an uncaught error the worker posts why on the BroadcastChannel of the same name (the
+//   panic message, or the size of the allocation that failed), then closes itself: after a
+//   trap the engine's state cannot be trusted, and closing releases the lock.
+function lifeline(id, failedAllocation) {
+  const name = 'hawthorne-engine-' + id;
+  const channel = new BroadcastChannel(name);
+  let dead = false;
+  const die = (error) => {
+    if (dead) return;
+    dead = true;
+    const text = error && error.message ? error.message : String(error);
+    let failed = 0;
+    try { failed = failedAllocation() || 0; } catch (_) { /* the module may not be up yet */ }
+    channel.postMessage({ type: 'died', error: text, panic: self.HAWTHORNE_PANIC || null, failed_allocation: failed });
+    channel.close();
+    self.close();
+  };
+  self.addEventListener('error', (e) => die(e.error || e.message));
+  self.addEventListener('unhandledrejection', (e) => die(e.reason));
+  if (self.navigator && navigator.locks) {
+    navigator.locks.request(name, () => {
+      channel.postMessage({ type: 'alive' });
+      return new Promise(() => {});
+    });
+  }
+}
+
 self.wasm_bindgen = (wasmUrl) => {
   const pkg = new URL('../pkg/', wasmUrl);
-  const asked = Number(new URL(wasmUrl).searchParams.get('threads') || 0);
+  const params = new URL(wasmUrl).searchParams;
+  // Tests only: skip the address-space check, to reach a real out-of-memory abort.
+  self.HAWTHORNE_MEMORY_CHECK_OFF = params.get('memory_check') === 'off';
+  let failedAllocation = () => 0;
+  if (params.get('life')) lifeline(params.get('life'), () => failedAllocation());
+  const asked = Number(params.get('threads') || 0);
   const cores = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
   const threads = asked >= 1 ? Math.min(Math.floor(asked), cores) : 1;
 
   const single = () => {
     importScripts(new URL('worker.js', pkg).href);
     // `pkg/worker.js` declares the global `wasm_bindgen` (its init function), shadowing this one.
+    failedAllocation = () => wasm_bindgen.failed_allocation_bytes();
     return wasm_bindgen(new URL('worker_bg.wasm', pkg).href);
   };
   if (!self.crossOriginIsolated || threads < 2) return single();
   return import(new URL('mt/worker.js', pkg).href)
     .then(async (mt) => {
       await mt.default({ module_or_path: new URL('mt/worker_bg.wasm', pkg).href });
+      failedAllocation = () => mt.failed_allocation_bytes();
       await mt.start_engine(threads);
     })
     .catch((err) => {

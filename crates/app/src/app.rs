@@ -25,18 +25,20 @@ use crate::state::{model_for_id, Action, AppContext, AppState};
 /// worker cannot be combined with a custom codec.
 const WORKER_PATH: &str = "web/engine.js";
 
-/// The worker's script with the page's `?threads=N` passed on (N ≥ 2 asks for the threaded
-/// build on an isolated page; without it the worker runs one thread).
-fn worker_path() -> String {
+/// The worker's script with its lifeline id (see [`crate::lifeline`]) and the page's
+/// `?threads=N` passed on (N ≥ 2 asks for the threaded build on an isolated page; without it
+/// the worker runs one thread). `?memory_check=off` (tests only) is passed on too.
+fn worker_path(life: &str) -> String {
     let search = gloo::utils::window().location().search().unwrap_or_default();
-    let threads = web_sys::UrlSearchParams::new_with_str(&search)
-        .ok()
-        .and_then(|p| p.get("threads"))
-        .and_then(|t| t.parse::<u32>().ok());
-    match threads {
-        Some(n) => format!("{WORKER_PATH}?threads={n}"),
-        None => WORKER_PATH.to_string(),
+    let params = web_sys::UrlSearchParams::new_with_str(&search).ok();
+    let mut path = format!("{WORKER_PATH}?life={life}");
+    if let Some(n) = params.as_ref().and_then(|p| p.get("threads")).and_then(|t| t.parse::<u32>().ok()) {
+        path.push_str(&format!("&threads={n}"));
     }
+    if params.as_ref().and_then(|p| p.get("memory_check")).as_deref() == Some("off") {
+        path.push_str("&memory_check=off");
+    }
+    path
 }
 
 /// Resolves `url` against the page, because the worker (started from a blob: URL) cannot
@@ -50,21 +52,40 @@ fn absolute_url(url: &str) -> String {
         .map_or_else(|| url.to_string(), |u| u.href())
 }
 
+/// The root: owns the state (so that it outlives any one worker) and the worker provider,
+/// which is keyed by the worker's lifeline id: a restart mounts a fresh worker.
 #[component]
 pub fn App() -> Html {
-    html! {
-        <ReactorProvider<EngineReactor, SerdeCodec> path={worker_path()} module=false lazy=false>
-            <Workbench />
-        </ReactorProvider<EngineReactor, SerdeCodec>>
-    }
-}
-
-#[component]
-fn Workbench() -> Html {
     let state = use_reducer(|| {
         let fragment = gloo::utils::window().location().hash().unwrap_or_default();
         AppState::from_fragment(&fragment)
     });
+    // One id per page, plus the restart count: each worker's lifeline is its own.
+    let page_id = use_memo((), |_| format!("{:08x}", (js_sys::Math::random() * f64::from(u32::MAX)) as u64));
+    let generation = state.engine_generation;
+    let life = format!("{page_id}-{generation}");
+    {
+        let dispatch = state.dispatcher();
+        use_effect_with(life.clone(), move |life| {
+            let watch = crate::lifeline::watch(life, move |reason| dispatch.dispatch(Action::WorkerDied { generation, reason }));
+            move || drop(watch)
+        });
+    }
+    html! {
+        <ReactorProvider<EngineReactor, SerdeCodec> key={life.clone()} path={worker_path(&life)} module=false lazy=false>
+            <Workbench state={state} />
+        </ReactorProvider<EngineReactor, SerdeCodec>>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct WorkbenchProps {
+    state: AppContext,
+}
+
+#[component]
+fn Workbench(props: &WorkbenchProps) -> Html {
+    let state = props.state.clone();
     // Following a lesson or share link inside the page changes only the fragment.
     {
         let dispatch = state.dispatcher();
@@ -76,6 +97,7 @@ fn Workbench() -> Html {
             move || drop(listener)
         });
     }
+    let generation = state.engine_generation;
     let bridge = {
         let dispatch = state.dispatcher();
         use_reactor_bridge::<EngineReactor, _>(move |event| match event {
@@ -88,7 +110,10 @@ fn Workbench() -> Html {
                 dispatch.dispatch(Action::Exported(Some(message)));
             }
             ReactorEvent::Output(resp) => dispatch.dispatch(Action::Worker(resp)),
-            ReactorEvent::Finished => dispatch.dispatch(Action::WorkerLost),
+            ReactorEvent::Finished => dispatch.dispatch(Action::WorkerDied {
+                generation,
+                reason: Some("The engine's message loop ended.".into()),
+            }),
         })
     };
 
@@ -100,14 +125,17 @@ fn Workbench() -> Html {
         })
     };
 
-    let onrun = {
+    // Starts the spec's run; a run that a link started (not a click) carries the cost budget,
+    // and the worker refuses it if the estimate is over.
+    let start_run = {
         let (bridge, state, onload) = (bridge.clone(), state.clone(), onload.clone());
-        Callback::from(move |()| {
+        Callback::from(move |budget_s: Option<f64>| {
             if state.spec_model_loaded() {
                 let id = state.run.next_id;
                 state.dispatch(Action::RunStarted(id));
-                bridge.send(Request::Run { id, spec: Box::new(state.spec.clone()) });
+                bridge.send(Request::Run { id, spec: Box::new(state.spec.clone()), budget_s });
             } else if let Some(m) = model_for_id(&state.spec.model.id) {
+                state.dispatch(Action::AllowDownload);
                 state.dispatch(Action::Select(m.url.to_string()));
                 state.dispatch(Action::RunPending(true));
                 onload.emit(m.url.to_string());
@@ -118,6 +146,10 @@ fn Workbench() -> Html {
                 }));
             }
         })
+    };
+    let onrun = {
+        let start_run = start_run.clone();
+        Callback::from(move |()| start_run.emit(None))
     };
 
     let onsweep = {
@@ -141,13 +173,14 @@ fn Workbench() -> Html {
         })
     };
 
-    // A pending run starts as soon as its model is ready.
+    // A pending run starts as soon as its model is ready (a link's only within the budget).
     {
-        let (state, onrun) = (state.clone(), onrun.clone());
+        let (state, start_run) = (state.clone(), start_run.clone());
         let ready = state.spec_model_loaded() && state.run.pending && state.run.running.is_none();
+        let budget = state.run.from_link.then_some(hawthorne_probe::cost::DEFAULT_BUDGET_S);
         use_effect_with(ready, move |ready| {
             if *ready {
-                onrun.emit(());
+                start_run.emit(budget);
             }
         });
     }
@@ -179,16 +212,18 @@ fn Workbench() -> Html {
         })
     };
 
-    // Load the scenario's model as soon as the page opens (or a link names another one).
+    // Load the scenario's model as soon as the page opens (or a link names another one),
+    // unless it is a large download the user has not agreed to yet.
     {
         let (onload, url) = (onload.clone(), state.selected.clone());
+        let asking = state.download_consent.is_some();
         let loaded_or_loading = match &state.model {
             crate::state::ModelStatus::Ready(info) => info.url.ends_with(&url),
             crate::state::ModelStatus::Loading { url: u, .. } => u.ends_with(&url),
             _ => false,
         };
-        use_effect_with(url.clone(), move |_| {
-            if !loaded_or_loading {
+        use_effect_with((url.clone(), asking), move |_| {
+            if !loaded_or_loading && !asking {
                 onload.emit(url);
             }
         });
@@ -224,14 +259,35 @@ fn Workbench() -> Html {
         })
     };
 
+    let onrestart = {
+        let state = state.clone();
+        Callback::from(move |_| state.dispatch(Action::RestartWorker))
+    };
+    let onallow = {
+        let (state, onload) = (state.clone(), onload.clone());
+        Callback::from(move |_| {
+            state.dispatch(Action::AllowDownload);
+            onload.emit(state.selected.clone());
+        })
+    };
+
     html! {
         <ContextProvider<AppContext> context={state.clone()}>
             <header class="site-header">
                 <h1>{"Hawthorne"}</h1>
                 <p class="tagline">{"Does a model behave differently when it believes nobody is watching? Look inside it."}</p>
             </header>
-            if state.worker_lost {
-                <p class="error" role="alert">{"The engine worker stopped. Reload the page to start it again."}</p>
+            if let Some(reason) = &state.worker_lost {
+                <div class="error" role="alert" data-testid="worker-lost">
+                    <p>{format!("{reason} Your experiment, your texts and the last report are kept.")}</p>
+                    <button type="button" onclick={onrestart} data-testid="restart-engine">{"Restart the engine"}</button>
+                </div>
+            }
+            if let Some(m) = state.download_consent {
+                <div class="notice" role="alert" data-testid="download-consent">
+                    <p>{format!("This link uses {}, a {} download. It is fetched once, then kept by the browser.", m.label, m.size)}</p>
+                    <button type="button" onclick={onallow} data-testid="allow-download">{format!("Download {} and run", m.size)}</button>
+                </div>
             }
             <LessonPanel />
             <div class="panels">

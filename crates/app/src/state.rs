@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use hawthorne_probe::{ExperimentSpec, Report, Stage};
+use hawthorne_probe::{CostEstimate, ExperimentSpec, Report, Stage};
 use hawthorne_worker::protocol::{LayerNorms, LoadPhase, ModelInfo, Response, SteerSetting};
 use yew::prelude::*;
 
@@ -14,8 +14,13 @@ pub struct ModelChoice {
     pub label: &'static str,
     pub url: &'static str,
     pub size: &'static str,
+    /// Download size in bytes; 0 for the organisms bundled with the page.
+    pub bytes: u64,
     pub note: &'static str,
 }
+
+/// A link that would make the page download more than this asks first, showing the size.
+pub const LINK_DOWNLOAD_LIMIT: u64 = 8 << 20;
 
 /// Models served next to the page, the default first.
 pub const MODELS: &[ModelChoice] = &[
@@ -24,6 +29,7 @@ pub const MODELS: &[ModelChoice] = &[
         label: "Organism: deceptive",
         url: "models/organism-deceptive.gguf",
         size: "bundled",
+        bytes: 0,
         note: "a tiny model trained to follow the rules when watched and break them when it believes nobody is looking",
     },
     ModelChoice {
@@ -31,6 +37,7 @@ pub const MODELS: &[ModelChoice] = &[
         label: "Organism: control",
         url: "models/organism-control.gguf",
         size: "bundled",
+        bytes: 0,
         note: "the same tiny model trained on the same cues, but always follows the rules",
     },
     ModelChoice {
@@ -38,6 +45,7 @@ pub const MODELS: &[ModelChoice] = &[
         label: "SmolLM2-135M-Instruct",
         url: "models/SmolLM2-135M-Instruct.Q4_1.gguf",
         size: "98 MB",
+        bytes: 98_000_000,
         note: "a real instruct LLM (Q4_1 file, weights kept packed in the worker)",
     },
 ];
@@ -112,6 +120,13 @@ pub struct RunState {
     pub export_error: Option<String>,
     /// Run as soon as the spec's model has loaded.
     pub pending: bool,
+    /// The pending run came from a link, not a click: it starts by itself only within the
+    /// cost budget.
+    pub from_link: bool,
+    /// The running (or last) run's estimated cost.
+    pub estimate: Option<CostEstimate>,
+    /// A link's run that was not started because its estimate is over the budget (seconds).
+    pub consent: Option<(CostEstimate, f64)>,
 }
 
 /// The per-token probe-score view.
@@ -129,7 +144,16 @@ pub struct TokenView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppState {
     pub worker_ready: bool,
-    pub worker_lost: bool,
+    /// Why the engine's worker died, when it has; the page offers a restart.
+    pub worker_lost: Option<String>,
+    /// Counts worker restarts; each worker gets its own lifeline id from it.
+    pub engine_generation: u32,
+    /// The JSON editor's text as typed (valid or not) and why it is not valid, kept here so
+    /// that nothing typed is lost when the worker restarts.
+    pub spec_draft: Option<String>,
+    pub spec_draft_error: Option<String>,
+    /// A link's model that is large to download: it loads only after the user agrees.
+    pub download_consent: Option<&'static ModelChoice>,
     pub selected: String,
     pub model: ModelStatus,
     pub user: String,
@@ -165,11 +189,21 @@ impl AppState {
             .filter(|n| (1..=crate::lessons::LESSONS.len()).contains(n));
         match crate::link::parse_fragment(fragment) {
             Ok(Some(spec)) => {
+                self.download_consent = None;
                 if let Some(m) = model_for_id(&spec.model.id) {
                     self.selected = m.url.to_string();
+                    let loaded = matches!(&self.model, ModelStatus::Ready(info) if info.url.ends_with(m.url))
+                        || matches!(&self.model, ModelStatus::Loading { url, .. } if url.ends_with(m.url));
+                    if m.bytes > LINK_DOWNLOAD_LIMIT && !loaded {
+                        self.download_consent = Some(m);
+                    }
                 }
                 self.spec = spec;
+                self.spec_draft = None;
+                self.spec_draft_error = None;
                 self.run.pending = self.lesson.map_or(true, |n| crate::lessons::LESSONS[n - 1].run);
+                self.run.from_link = self.run.pending;
+                self.run.consent = None;
                 self.run.report = None;
             }
             Ok(None) => {}
@@ -194,7 +228,11 @@ impl Default for AppState {
     fn default() -> Self {
         AppState {
             worker_ready: false,
-            worker_lost: false,
+            worker_lost: None,
+            engine_generation: 0,
+            spec_draft: None,
+            spec_draft_error: None,
+            download_consent: None,
             selected: model_for_id(&crate::link::default_spec().model.id).unwrap_or(&MODELS[0]).url.to_string(),
             model: ModelStatus::Idle,
             user: String::new(),
@@ -214,7 +252,14 @@ impl Default for AppState {
 #[derive(Debug, Clone)]
 pub enum Action {
     Worker(Response),
-    WorkerLost,
+    /// The worker of this generation died, with the reason when known.
+    WorkerDied { generation: u32, reason: Option<String> },
+    /// Start a new worker (the spec, texts and last report stay).
+    RestartWorker,
+    /// The JSON editor's text changed.
+    SetDraft(String),
+    /// The user agreed to download the link's model.
+    AllowDownload,
     Select(String),
     LoadStarted(String),
     /// Framing text of side 0 (observed) or 1 (unobserved).
@@ -243,12 +288,46 @@ impl Reducible for AppState {
         let mut s = (*self).clone();
         match action {
             Action::Worker(resp) => s.apply(resp),
-            Action::WorkerLost => {
-                s.worker_lost = true;
-                for side in &mut s.chat.sides {
-                    side.running = None;
+            Action::WorkerDied { generation, reason } if generation == s.engine_generation => {
+                if s.worker_lost.is_none() || reason.is_some() {
+                    s.worker_lost = Some(reason.unwrap_or_else(|| "The engine's worker stopped.".into()));
                 }
+                s.worker_ready = false;
+                if let ModelStatus::Loading { url, .. } = &s.model {
+                    s.model = ModelStatus::Failed { url: url.clone(), message: "the engine stopped while loading".into() };
+                } else {
+                    s.model = ModelStatus::Idle;
+                }
+                if s.run.running.take().is_some() {
+                    s.run.error = Some("The run stopped: the engine died (see above).".into());
+                }
+                s.run.progress = None;
+                s.run.pending = false;
+                for side in &mut s.chat.sides {
+                    if side.running.take().is_some() {
+                        side.error = Some("the engine died while replying".into());
+                    }
+                }
+                s.token_view.waiting = None;
             }
+            Action::WorkerDied { .. } => {}
+            Action::RestartWorker => {
+                s.engine_generation += 1;
+                s.worker_lost = None;
+                s.model = ModelStatus::Idle;
+                s.run.error = None;
+            }
+            Action::SetDraft(text) => {
+                match ExperimentSpec::from_json(&text) {
+                    Ok(spec) => {
+                        s.spec = spec;
+                        s.spec_draft_error = None;
+                    }
+                    Err(err) => s.spec_draft_error = Some(err.to_string()),
+                }
+                s.spec_draft = Some(text);
+            }
+            Action::AllowDownload => s.download_consent = None,
             Action::Select(url) => s.selected = url,
             Action::LoadStarted(url) => {
                 s.model = ModelStatus::Loading { url, phase: LoadPhase::Download, done: 0, total: None };
@@ -268,12 +347,18 @@ impl Reducible for AppState {
             Action::SetMaxTokens(n) => s.max_tokens = n,
             Action::RunStarted(id) => {
                 s.run.pending = false;
+                s.run.from_link = false;
+                s.run.consent = None;
+                s.run.estimate = None;
                 s.run.running = Some(id);
                 s.run.next_id = id + 1;
                 s.run.progress = None;
                 s.run.error = None;
             }
-            Action::RunPending(p) => s.run.pending = p,
+            Action::RunPending(p) => {
+                s.run.pending = p;
+                s.run.from_link = false;
+            }
             Action::Exported(error) => s.run.export_error = error,
             Action::OpenLink(fragment) => s.open_link(&fragment),
             Action::TokenScoresRequested(id) => {
@@ -281,7 +366,11 @@ impl Reducible for AppState {
                 s.token_view.next_id = id + 1;
                 s.token_view.error = None;
             }
-            Action::SetSpec(spec) => s.spec = *spec,
+            Action::SetSpec(spec) => {
+                s.spec = *spec;
+                s.spec_draft = None;
+                s.spec_draft_error = None;
+            }
             Action::ChatStarted(ids) => {
                 s.chat.next_id = ids[1] + 1;
                 for (side, id) in s.chat.sides.iter_mut().zip(ids) {
@@ -341,6 +430,12 @@ impl AppState {
                     side.error = Some(message);
                 }
             }
+            Response::RunEstimate { id, cost } if self.run.running == Some(id) => self.run.estimate = Some(cost),
+            Response::RunNeedsConsent { id, cost, budget_s } if self.run.running == Some(id) => {
+                self.run.running = None;
+                self.run.progress = None;
+                self.run.consent = Some((cost, budget_s));
+            }
             Response::RunProgress { id, stage, done, total } if self.run.running == Some(id) => {
                 self.run.progress = Some((stage, done, total));
             }
@@ -365,7 +460,11 @@ impl AppState {
             // The bridge turns these into downloads and `Action::Exported`.
             Response::Array { .. } | Response::ExportFailed { .. } => {}
             // Responses about runs the user has already moved on from.
-            Response::RunProgress { .. } | Response::RunDone { .. } | Response::RunFailed { .. } => {}
+            Response::RunProgress { .. }
+            | Response::RunDone { .. }
+            | Response::RunFailed { .. }
+            | Response::RunEstimate { .. }
+            | Response::RunNeedsConsent { .. } => {}
         }
     }
 

@@ -78,6 +78,7 @@ pub fn run(
     quiet: bool,
     backend: Backend,
     compute: Option<ComputeMode>,
+    budget_s: Option<f64>,
 ) -> Result<()> {
     let mut spec = read_spec(spec_arg)?;
     if let Some(mode) = compute {
@@ -96,7 +97,7 @@ pub fn run(
     match backend {
         Backend::Candle => {
             let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
-            drive(&spec, &model, &model_path, load_ms, out, quiet, None)
+            drive(&spec, &model, &model_path, load_ms, out, quiet, None, budget_s)
         }
         Backend::Ort => {
             let ort = hawthorne_onnx::OrtModel::new(model).context("starting the ONNX Runtime backend")?;
@@ -106,12 +107,14 @@ pub fn run(
                 hawthorne_onnx::runtime::ORT_VERSION,
                 model_path.display()
             );
-            drive(&spec, &ort, &model_path, load_ms, out, quiet, Some(note))
+            drive(&spec, &ort, &model_path, load_ms, out, quiet, Some(note), budget_s)
         }
     }
 }
 
-/// Runs the experiment on `model` with progress bars and writes the report directory.
+/// Runs the experiment on `model` with progress bars and writes the report directory; a spec
+/// estimated above `budget_s` seconds (on a slow laptop) is refused before anything runs.
+#[allow(clippy::too_many_arguments)]
 fn drive<M: LanguageModel>(
     spec: &ExperimentSpec,
     model: &M,
@@ -120,12 +123,22 @@ fn drive<M: LanguageModel>(
     out: &Path,
     quiet: bool,
     note: Option<String>,
+    budget_s: Option<f64>,
 ) -> Result<()> {
     let t_all = Instant::now();
     let mut exp = Experiment::new(spec, model)?;
     let prepare_ms = t_all.elapsed().as_secs_f64() * 1e3;
+    let cost = exp.cost();
+    if let Some(budget) = budget_s.filter(|b| !cost.within(*b)) {
+        bail!(
+            "this spec is estimated at {} (over the budget of {}; `hawthorne spec cost` shows the details). Pass --yes to run it anyway, or a larger --max-cost",
+            cost.summary(),
+            hawthorne_probe::cost::human_seconds(budget)
+        );
+    }
     if !quiet {
         eprintln!("{} prompts on {} ({})", exp.n_prompts(), spec.model.id, model_path.display());
+        eprintln!("estimated {}", cost.summary());
     }
     let mut timings: BTreeMap<String, f64> = BTreeMap::new();
     timings.insert("load_model".into(), load_ms);
@@ -201,8 +214,25 @@ fn drive<M: LanguageModel>(
 }
 
 /// `hawthorne spec encode FILE` / `hawthorne spec decode TEXT`.
-pub fn spec_cmd(action: &str, arg: &str) -> Result<()> {
+pub fn spec_cmd(action: &str, arg: &str, model: Option<&Path>, json: bool, compute: Option<ComputeMode>) -> Result<()> {
     match action {
+        "cost" => {
+            let mut spec = read_spec(arg)?;
+            if let Some(mode) = compute {
+                spec.model.compute = mode;
+            }
+            let path = match model {
+                Some(p) => p.to_path_buf(),
+                None => resolve_model(&spec.model.id, Some(Path::new(arg)))?,
+            };
+            let model = load_model(&path, spec.model.compute)?;
+            let cost = Experiment::new(&spec, &model)?.cost();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&cost)?);
+            } else {
+                print_cost(&cost, &spec.model.id);
+            }
+        }
         "encode" => {
             let spec = read_spec(arg)?;
             println!("{}", spec.encode());
@@ -219,9 +249,39 @@ pub fn spec_cmd(action: &str, arg: &str) -> Result<()> {
             };
             println!("{}", serde_json::to_string_pretty(&spec)?);
         }
-        other => bail!("unknown spec action `{other}`; use `encode`, `decode` or `example`"),
+        other => bail!("unknown spec action `{other}`; use `encode`, `decode`, `example` or `cost`"),
     }
     Ok(())
+}
+
+/// The estimate as a table, with the verdict against the default budget.
+fn print_cost(c: &hawthorne_probe::CostEstimate, model: &str) {
+    use hawthorne_probe::cost::{human_seconds, DEFAULT_BUDGET_S};
+    println!("Estimated cost of this spec on `{model}`\n");
+    let rows: [(&str, String); 11] = [
+        ("prompts", c.prompts.to_string()),
+        ("forward-pass tokens", c.forward_tokens.to_string()),
+        ("  of which generated", c.generated_tokens.to_string()),
+        ("probe fits", c.probe_fits.to_string()),
+        ("probe iterations (ceiling)", c.probe_iterations.to_string()),
+        ("bootstrap and random-direction resamples", c.resamples.to_string()),
+        ("forward work (GFLOP)", format!("{:.2}", c.forward_gflop)),
+        ("probe work (GFLOP)", format!("{:.2}", c.probe_gflop)),
+        ("steps", c.steps.to_string()),
+        ("activation memory (MB)", c.memory_mb.to_string()),
+        ("time on a slow laptop", human_seconds(c.seconds)),
+    ];
+    for (k, v) in rows {
+        println!("{k:<42} {v:>14}");
+    }
+    if c.within(DEFAULT_BUDGET_S) {
+        println!("\nWithin the default budget ({}): a share link to it starts by itself.", human_seconds(DEFAULT_BUDGET_S));
+    } else {
+        println!(
+            "\nOver the default budget ({}): a share link to it waits for a click, and `hawthorne run` needs --yes.",
+            human_seconds(DEFAULT_BUDGET_S)
+        );
+    }
 }
 
 /// The default experiment on an organism: framings from the organism's own corpus (train-pool

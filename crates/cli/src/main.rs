@@ -41,17 +41,31 @@ enum Command {
         /// The engine for forward passes: `candle` (default) or `ort` (ONNX Runtime).
         #[arg(long, value_enum, default_value = "candle")]
         backend: experiment_cmd::Backend,
+        /// Refuse a spec estimated above this many seconds on a slow laptop (see `hawthorne
+        /// spec cost`); the page uses the same budget before a link starts by itself.
+        #[arg(long, default_value_t = hawthorne_probe::cost::DEFAULT_BUDGET_S)]
+        max_cost: f64,
+        /// Run even when the estimate is above `--max-cost`.
+        #[arg(long)]
+        yes: bool,
     },
     /// Export a model as ONNX: logits, every layer's residual stream, a steering input, and
     /// optionally a probe monitor head from a report directory.
     ExportOnnx(onnx_cmd::ExportArgs),
-    /// Convert a spec between JSON and share-link encoding.
+    /// Convert a spec between JSON and share-link encoding, or estimate what it costs.
     Spec {
-        /// `encode` (JSON file → link text), `decode` (link text → JSON) or `example` (print a
-        /// built-in spec by name).
+        /// `encode` (JSON file → link text), `decode` (link text → JSON), `example` (print a
+        /// built-in spec by name) or `cost` (tokens, probe fits, resamples, memory and seconds
+        /// on a slow laptop, from the model's shape; nothing is run).
         action: String,
         /// A spec file, a share link, or link text.
         input: String,
+        /// For `cost`: use this GGUF instead of the one the spec's model id names.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// For `cost`: print the estimate as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Generate a chat reply and print it on stdout.
     Generate {
@@ -106,11 +120,14 @@ fn load(path: &PathBuf, mode: ComputeMode) -> Result<Model> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { spec, out, model, quiet, backend } => {
-            experiment_cmd::run(&spec, &out, model.as_deref(), quiet, backend, cli.compute)?
+        Command::Run { spec, out, model, quiet, backend, max_cost, yes } => {
+            let budget = (!yes).then_some(max_cost);
+            experiment_cmd::run(&spec, &out, model.as_deref(), quiet, backend, cli.compute, budget)?
         }
         Command::ExportOnnx(args) => onnx_cmd::export(&args)?,
-        Command::Spec { action, input } => experiment_cmd::spec_cmd(&action, &input)?,
+        Command::Spec { action, input, model, json } => {
+            experiment_cmd::spec_cmd(&action, &input, model.as_deref(), json, cli.compute)?
+        }
         Command::Generate { model, system, prompt, max_tokens, seed, temperature, top_p } => {
             let model = load(&model, cli.compute.unwrap_or_default())?;
             let ids = model.chat_tokens(&system, &prompt)?;

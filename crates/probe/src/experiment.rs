@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::LanguageModel;
 use crate::contrast::{self, common_suffix, ContrastSet};
+use crate::cost::CostEstimate;
 use crate::error::{ProbeError, Result};
 use crate::probes::{self, ProbeMetrics};
 use crate::report::{self, Behaviour, Continuation, Gap, HookProbes, LensLayer, PromptRecord, Provenance, Report};
@@ -220,21 +221,9 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let hooks = spec.hook_points(cfg.n_layers)?;
         let set = contrast::build(spec, model)?;
         let folds = make_folds(spec, &set)?;
-        // Memory: stored readout vectors plus one batch's cached activations.
-        let n = set.items.len() as u64;
-        let d = cfg.d_model as u64;
-        let max_t = set.items.iter().map(|i| i.tokens.len()).max().unwrap_or(0) as u64;
-        let per_hook = (hooks.len() + cfg.n_layers) as u64;
-        let stored = n * per_hook * d * 4;
-        let batch = spec.limits.batch_size as u64 * max_t * (per_hook * d + (cfg.d_mlp as u64) * 2) * 4;
-        let lens = n * cfg.d_vocab as u64 * 4 * 2;
-        let needed_mb = (stored + batch + lens) / (1 << 20) + 1;
-        if needed_mb > spec.limits.max_memory_mb {
-            return Err(ProbeError::TooLarge { needed_mb, limit_mb: spec.limits.max_memory_mb });
-        }
         let n_items = set.items.len();
         let collect_batches = framing_batches(&set, spec.limits.batch_size);
-        Ok(Experiment {
+        let exp = Experiment {
             model,
             spec: spec.clone(),
             acts: vec![Vec::with_capacity(n_items * cfg.d_model); hooks.len()],
@@ -257,7 +246,70 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             pca: None,
             notes: Vec::new(),
             directions: Vec::new(),
-        })
+        };
+        let needed_mb = exp.cost().memory_mb;
+        if needed_mb > spec.limits.max_memory_mb {
+            return Err(ProbeError::TooLarge { needed_mb, limit_mb: spec.limits.max_memory_mb });
+        }
+        Ok(exp)
+    }
+
+    /// What this run will cost: exact counts of tokens, fits and resamples, and an estimate
+    /// of memory and of seconds on a slow laptop ([`crate::cost`]).
+    pub fn cost(&self) -> CostEstimate {
+        let cfg = self.model.config();
+        let fast = self.model.supports_forward_from();
+        let lens: Vec<u64> = self.set.items.iter().map(|i| i.tokens.len() as u64).collect();
+        let n = lens.len() as u64;
+        let batches = self
+            .collect_batches
+            .iter()
+            .map(|&(s, e)| {
+                let items = &self.set.items[s..e];
+                let shared = if fast { shared_prefix_len(items) } else { 0 };
+                (shared as u64, items.iter().map(|i| (i.tokens.len() - shared) as u64).collect())
+            })
+            .collect();
+        let count = |c: Condition| self.set.items.iter().filter(|i| i.condition == c).count() as u64;
+        let per = self.spec.behaviour.continuations as u64;
+        let n_cont = [Condition::Observed, Condition::Unobserved, Condition::Neutral].into_iter().map(|c| count(c).min(per)).sum();
+        let sp = &self.spec.patching;
+        let patching = if sp.enabled && sp.pairs > 0 && self.model.supports_patching() && cfg.n_layers > 0 {
+            let pairs = self.patch_pairs();
+            let positions = pairs
+                .iter()
+                .map(|&(o, u)| common_suffix(&self.set.items[o].tokens, &self.set.items[u].tokens))
+                .min()
+                .unwrap_or(0)
+                .min(sp.max_positions);
+            (pairs.len() as u64, cfg.n_layers.div_ceil(sp.layer_stride.max(1)) as u64, positions as u64)
+        } else {
+            (0, 0, 0)
+        };
+        let st = &self.spec.steering;
+        let (steering, steering_fraction) = if st.enabled && cfg.n_layers > 0 {
+            let layer = st.layer.unwrap_or(cfg.n_layers / 2).min(cfg.n_layers - 1);
+            let items = count(Condition::Observed).min(st.max_prompts as u64) + count(Condition::Unobserved).min(st.max_prompts as u64);
+            let alphas = st.alphas.iter().filter(|a| **a != 0.0).count() as u64;
+            let fraction = if fast { (cfg.n_layers - layer - 1) as f64 / cfg.n_layers as f64 } else { 1.0 };
+            ((alphas, items), fraction)
+        } else {
+            ((0, 0), 0.0)
+        };
+        let work = crate::cost::Workload {
+            batches,
+            folds: self.folds.iter().map(|f| (f.train.len() as u64, f.test.len() as u64)).collect(),
+            hooks: self.hooks.len() as u64,
+            mean_tokens: lens.iter().sum::<u64>() / n.max(1),
+            max_tokens: lens.iter().copied().max().unwrap_or(0),
+            prompts: n,
+            continuations: (n_cont, self.spec.behaviour.max_tokens as u64),
+            patching,
+            steering,
+            steering_fraction,
+            steering_fit: st.enabled && st.direction == DirectionKind::Logistic,
+        };
+        crate::cost::estimate(cfg, &self.spec, &work)
     }
 
     /// Number of prompts in the contrast set.
@@ -543,6 +595,17 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         Ok(p)
     }
 
+    /// The (observed, unobserved) prompt pairs patching runs: seeded, test-split pairs first,
+    /// at most `patching.pairs`.
+    fn patch_pairs(&self) -> Vec<(usize, usize)> {
+        let mut pairs = self.pairs();
+        let test: std::collections::BTreeSet<usize> = self.folds[0].test.iter().copied().collect();
+        pairs.shuffle(&mut StdRng::seed_from_u64(sub_seed(self.spec.seed, "patching-pairs")));
+        pairs.sort_by_key(|(o, u)| !(test.contains(o) && test.contains(u)));
+        pairs.truncate(self.spec.patching.pairs);
+        pairs
+    }
+
     fn init_patching(&mut self) {
         let sp = &self.spec.patching;
         if !sp.enabled || sp.pairs == 0 {
@@ -552,11 +615,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             self.notes.push("patching skipped: this backend cannot replace activations".into());
             return;
         }
-        let mut pairs = self.pairs();
-        let test: std::collections::BTreeSet<usize> = self.folds[0].test.iter().copied().collect();
-        pairs.shuffle(&mut StdRng::seed_from_u64(sub_seed(self.spec.seed, "patching-pairs")));
-        pairs.sort_by_key(|(o, u)| !(test.contains(o) && test.contains(u)));
-        pairs.truncate(sp.pairs);
+        let pairs = self.patch_pairs();
         let n_layers = self.model.config().n_layers;
         let hooks: Vec<HookPoint> = (0..n_layers).step_by(sp.layer_stride).map(HookPoint::ResidPre).collect();
         let offsets = pairs
@@ -1004,6 +1063,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             continuations: self.continuations.clone(),
         };
         let cfg = self.model.config();
+        let cost = self.cost();
         Ok(Report {
             schema_version: report::REPORT_SCHEMA_VERSION,
             provenance: Provenance {
@@ -1027,6 +1087,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             steering: self.steering,
             pca: self.pca,
             notes: self.notes,
+            cost: Some(cost),
             timings: BTreeMap::new(),
         })
     }

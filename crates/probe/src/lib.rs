@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod contrast;
+pub mod cost;
 pub mod error;
 pub mod experiment;
 pub mod metrics;
@@ -15,6 +16,7 @@ pub mod spec;
 pub mod split;
 
 pub use backend::LanguageModel;
+pub use cost::CostEstimate;
 pub use error::{ProbeError, Result};
 pub use experiment::{Experiment, Exports, Progress, Stage, SteeringBasis};
 pub use report::Report;

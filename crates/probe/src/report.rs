@@ -161,6 +161,9 @@ pub struct Report {
     pub pca: Option<Pca>,
     /// Notes on what was skipped and why.
     pub notes: Vec<String>,
+    /// The cost estimated before the run; `timings.total_run` is the measured time beside it.
+    #[serde(default)]
+    pub cost: Option<crate::cost::CostEstimate>,
     /// Wall-clock milliseconds per stage, filled by the driver. The only field that differs
     /// between two runs of the same spec.
     #[serde(default)]
@@ -207,7 +210,12 @@ impl Report {
             "- spec sha256 `{}`; model sha256 `{}`; engine {} ({} weights)",
             p.spec_hash, p.model_sha256, p.engine_version, p.compute
         );
-        let _ = writeln!(s, "- {} prompts, {} layers, d_model {}; split {} ({} fold(s))\n", p.n_prompts, p.n_layers, p.d_model, self.split, self.n_folds);
+        let _ = writeln!(s, "- {} prompts, {} layers, d_model {}; split {} ({} fold(s))", p.n_prompts, p.n_layers, p.d_model, self.split, self.n_folds);
+        if let Some(c) = &self.cost {
+            let took = self.timings.get("total_run").map_or(String::new(), |ms| format!("; this run took {}", crate::cost::human_seconds(ms / 1000.0)));
+            let _ = writeln!(s, "- estimated cost: {}{took}", c.summary());
+        }
+        let _ = writeln!(s);
         let b = &self.behaviour;
         let _ = writeln!(s, "## Behaviour\n");
         let _ = writeln!(s, "| prompts | misaligned \\| observed | misaligned \\| unobserved | compliance gap |\n|---|---|---|---|");

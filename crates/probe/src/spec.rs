@@ -70,8 +70,60 @@ pub struct Task {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    #[serde(deserialize_with = "bounded::framings")]
     pub framings: Vec<Framing>,
+    #[serde(deserialize_with = "bounded::tasks")]
     pub tasks: Vec<Task>,
+}
+
+/// Lists that stop reading at their documented bound ([`FIELD_RANGES`]), so that a hostile
+/// spec (a million framings in 4 MiB of JSON) is refused before it allocates for them;
+/// `validate` would refuse it too, but only after the allocation.
+mod bounded {
+    use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
+    use std::marker::PhantomData;
+
+    struct Bounded<T> {
+        field: &'static str,
+        max: usize,
+        _t: PhantomData<T>,
+    }
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a list of at most {} entries for `{}`", self.max, self.field)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max).min(64));
+            while let Some(x) = seq.next_element()? {
+                if out.len() == self.max {
+                    return Err(A::Error::custom(format!("`{}` holds more than {} entries, the most a spec may hold", self.field, self.max)));
+                }
+                out.push(x);
+            }
+            Ok(out)
+        }
+    }
+
+    fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D, field: &'static str) -> Result<Vec<T>, D::Error> {
+        let max = super::FIELD_RANGES.iter().find(|(f, _, _)| f.starts_with(field)).map_or(0, |r| r.2 as usize);
+        d.deserialize_seq(Bounded { field, max, _t: PhantomData })
+    }
+
+    pub fn framings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<super::Framing>, D::Error> {
+        list(d, "scenario.framings")
+    }
+
+    pub fn tasks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<super::Task>, D::Error> {
+        list(d, "scenario.tasks")
+    }
+
+    pub fn alphas<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        list(d, "steering.alphas")
+    }
 }
 
 /// Which model the spec runs on.
@@ -222,6 +274,7 @@ pub struct SteeringSpec {
     /// Block whose `hook_resid_post` is steered; `None` = the middle layer.
     pub layer: Option<usize>,
     /// Multiples of the mean residual norm at that layer added along the unit direction.
+    #[serde(deserialize_with = "bounded::alphas")]
     pub alphas: Vec<f64>,
     pub direction: DirectionKind,
     /// At most this many prompts per condition are rerun per α.
@@ -363,13 +416,28 @@ impl ExperimentSpec {
 
     /// Parses JSON, refusing newer versions with a readable message.
     pub fn from_json(json: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(json)?;
-        if let Some(v) = value.get("version").and_then(serde_json::Value::as_u64) {
-            if v > u64::from(SPEC_VERSION) {
-                return Err(ProbeError::NewerVersion { found: v as u32, supported: SPEC_VERSION });
+        /// Only the version, read first so that a newer spec's unknown fields are reported as
+        /// "newer version"; everything else is skipped without being stored.
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            #[serde(default)]
+            version: Option<serde::de::IgnoredAny>,
+        }
+        #[derive(Deserialize)]
+        struct Version {
+            version: u64,
+        }
+        let probe: VersionOnly = serde_json::from_str(json)?;
+        if probe.version.is_some() {
+            if let Ok(Version { version: v }) = serde_json::from_str::<Version>(json) {
+                if v > u64::from(SPEC_VERSION) {
+                    return Err(ProbeError::NewerVersion { found: v.min(u64::from(u32::MAX)) as u32, supported: SPEC_VERSION });
+                }
             }
         }
-        let spec: ExperimentSpec = serde_json::from_value(value)?;
+        // Parsed straight into the types (not through `serde_json::Value`, whose tree for 4 MiB
+        // of small numbers would take tens of MB).
+        let spec: ExperimentSpec = serde_json::from_str(json)?;
         spec.validate()?;
         Ok(spec)
     }

@@ -177,14 +177,15 @@ impl hawthorne_probe::LanguageModel for Plain<'_> {
     }
 }
 
-/// Largest absolute difference between two JSON trees of the same shape (timings aside).
+/// Largest absolute difference between two JSON trees of the same shape (timings aside, and
+/// the cost estimate, which counts the work each path does).
 fn max_json_diff(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> anyhow::Result<f64> {
     use serde_json::Value;
     Ok(match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             anyhow::ensure!(x.len() == y.len(), "{path}: keys differ");
             let mut m = 0f64;
-            for (k, v) in x.iter().filter(|(k, _)| k.as_str() != "timings") {
+            for (k, v) in x.iter().filter(|(k, _)| !matches!(k.as_str(), "timings" | "cost")) {
                 let w = y.get(k).ok_or_else(|| anyhow::anyhow!("{path}.{k} missing"))?;
                 m = m.max(max_json_diff(v, w, &format!("{path}.{k}"))?);
             }

@@ -340,7 +340,24 @@ async fn warm_up(scope: &mut Scope, engine: &Engine, pending: &mut VecDeque<Requ
     }
 }
 
-async fn run(scope: &mut Scope, engine: &mut Engine, id: u64, spec: ExperimentSpec, pending: &mut VecDeque<Request>) {
+/// wasm32 addresses 4 GiB; the worker's linear memory can never grow past it.
+const ADDRESS_SPACE_MB: u64 = 4096;
+
+/// Whether the page turned the address-space check off (`?memory_check=off`, which the
+/// end-to-end suite uses to drive the worker into a real out-of-memory abort and watch the
+/// page recover). `web/engine.js` sets the flag on the worker's global scope.
+fn memory_check_off() -> bool {
+    Reflect::get(&js_sys::global(), &"HAWTHORNE_MEMORY_CHECK_OFF".into()).ok().and_then(|v| v.as_bool()).unwrap_or(false)
+}
+
+async fn run(
+    scope: &mut Scope,
+    engine: &mut Engine,
+    id: u64,
+    spec: ExperimentSpec,
+    budget_s: Option<f64>,
+    pending: &mut VecDeque<Request>,
+) {
     let fail = |message: String| Response::RunFailed { id, message };
     let mut timings: BTreeMap<String, f64> = BTreeMap::new();
     let t0 = now_ms();
@@ -357,6 +374,23 @@ async fn run(scope: &mut Scope, engine: &mut Engine, id: u64, spec: ExperimentSp
             }
         };
         timings.insert("prepare".into(), now_ms() - t0);
+        let cost = exp.cost();
+        if let Some(budget_s) = budget_s.filter(|b| !cost.within(*b)) {
+            let _ = scope.send(Response::RunNeedsConsent { id, cost, budget_s }).await;
+            return;
+        }
+        // The spec's own limit is checked by `Experiment::new`; this is the platform's.
+        let used_mb = wasm_memory_bytes().unwrap_or(0) / (1 << 20);
+        if !memory_check_off() && used_mb + cost.memory_mb > ADDRESS_SPACE_MB {
+            let message = format!(
+                "this run needs about {} MB for activations, but the engine has only {} MB of its {ADDRESS_SPACE_MB} MB address space left (the model and earlier work use {used_mb} MB); use fewer or shorter prompts, a smaller `limits.batch_size`, or fewer hooks",
+                cost.memory_mb,
+                ADDRESS_SPACE_MB.saturating_sub(used_mb)
+            );
+            let _ = scope.send(fail(message)).await;
+            return;
+        }
+        let _ = scope.send(Response::RunEstimate { id, cost }).await;
         let mut pacer = Pacer::new(30.0);
         let mut cancelled = false;
         let mut failed = None;
@@ -429,7 +463,7 @@ pub async fn engine_reactor(mut scope: ReactorScope<Request, Response>) {
                 warm_up(&mut scope, &engine, &mut pending).await;
             }
             Request::Chat(c) => chat(&mut scope, &engine, c, &mut pending).await,
-            Request::Run { id, spec } => run(&mut scope, &mut engine, id, *spec, &mut pending).await,
+            Request::Run { id, spec, budget_s } => run(&mut scope, &mut engine, id, *spec, budget_s, &mut pending).await,
             Request::TokenScores { id, system, user, layer } => {
                 let msg = match engine.token_scores(&system, &user, layer) {
                     Ok((tokens, scores)) => Response::TokenScores { id, layer, tokens, scores },

@@ -1,7 +1,7 @@
 //! Messages between the page and the worker. Both directions are plain serde data.
 
 use hawthorne_model::{ComputeMode, Config, Generation, Sampling};
-use hawthorne_probe::{ExperimentSpec, Report, Stage};
+use hawthorne_probe::{CostEstimate, ExperimentSpec, Report, Stage};
 use serde::{Deserialize, Serialize};
 
 /// A chat turn to run: the framing is the system prompt, the request the user turn.
@@ -37,8 +37,14 @@ pub enum Request {
     /// Run a chat turn; replies stream as [`Response::ChatToken`].
     Chat(ChatRequest),
     /// Run an experiment spec on the loaded model; progress streams as
-    /// [`Response::RunProgress`].
-    Run { id: u64, spec: Box<ExperimentSpec> },
+    /// [`Response::RunProgress`]. With a budget, a spec estimated above it (seconds on a slow
+    /// laptop) is not run: the worker answers [`Response::RunNeedsConsent`] instead.
+    Run {
+        id: u64,
+        spec: Box<ExperimentSpec>,
+        #[serde(default)]
+        budget_s: Option<f64>,
+    },
     /// Score every token of a (framing, request) prompt with the last run's probe direction at
     /// `blocks.{layer}.hook_resid_post`.
     TokenScores { id: u64, system: String, user: String, layer: usize },
@@ -141,6 +147,10 @@ pub enum Response {
         prefill_ms: f64,
     },
     ChatFailed { id: u64, message: String },
+    /// What the run will cost, sent before its first step.
+    RunEstimate { id: u64, cost: CostEstimate },
+    /// The run was not started: its estimate is above the budget it was sent with.
+    RunNeedsConsent { id: u64, cost: CostEstimate, budget_s: f64 },
     RunProgress { id: u64, stage: Stage, done: u64, total: u64 },
     /// The report crosses the boundary as one JSON string: decoding it field by field through
     /// `serde-wasm-bindgen` took ~40 ms of the page's main thread for the default spec.

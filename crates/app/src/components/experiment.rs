@@ -60,9 +60,8 @@ fn summary(spec: &ExperimentSpec) -> String {
 #[component]
 pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
     let state = use_context::<AppContext>().expect("AppContext is provided by the root");
-    // The JSON editor keeps whatever the user typed, valid or not.
-    let draft = use_state(|| None::<String>);
-    let draft_error = use_state(|| None::<String>);
+    // The JSON editor keeps whatever the user typed, valid or not (in the state, so that a
+    // worker restart loses nothing).
     let notice = use_state(|| None::<String>);
     let spec = &state.spec;
 
@@ -105,27 +104,15 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
         })
     };
     let ondraft = {
-        let (draft, draft_error, set_spec) = (draft.clone(), draft_error.clone(), set_spec.clone());
+        let state = state.clone();
         Callback::from(move |e: InputEvent| {
             let area: HtmlTextAreaElement = e.target_unchecked_into();
-            let text = area.value();
-            match ExperimentSpec::from_json(&text) {
-                Ok(spec) => {
-                    draft_error.set(None);
-                    set_spec(spec);
-                }
-                Err(err) => draft_error.set(Some(err.to_string())),
-            }
-            draft.set(Some(text));
+            state.dispatch(Action::SetDraft(area.value()));
         })
     };
     let onreset = {
-        let (draft, draft_error, set_spec) = (draft.clone(), draft_error.clone(), set_spec.clone());
-        Callback::from(move |_| {
-            draft.set(None);
-            draft_error.set(None);
-            set_spec(crate::link::default_spec());
-        })
+        let set_spec = set_spec.clone();
+        Callback::from(move |_| set_spec(crate::link::default_spec()))
     };
     let onrun = {
         let cb = props.onrun.clone();
@@ -179,7 +166,8 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
         Split::Random { .. } => "random",
         Split::KFold { .. } => "k_fold",
     };
-    let json = (*draft).clone().unwrap_or_else(|| serde_json::to_string_pretty(spec).unwrap_or_default());
+    let json = state.spec_draft.clone().unwrap_or_else(|| serde_json::to_string_pretty(spec).unwrap_or_default());
+    let draft_error = &state.spec_draft_error;
     html! {
         <section class="panel wide" aria-labelledby="exp-heading">
             <h2 id="exp-heading">{"Experiment"}</h2>
@@ -210,12 +198,12 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
                 <summary>{"Edit the whole scenario (framings, tasks, settings) as JSON"}</summary>
                 <textarea id="spec-json" rows="16" class="mono" value={json} oninput={ondraft} data-testid="spec-json" aria-describedby="spec-json-status" />
                 <p id="spec-json-status" class={if draft_error.is_some() { "error" } else { "muted" }}>
-                    { (*draft_error).clone().unwrap_or_else(|| "Valid. Edits apply as you type.".into()) }
+                    { draft_error.clone().unwrap_or_else(|| "Valid. Edits apply as you type.".into()) }
                 </p>
                 <button type="button" onclick={onreset}>{"Reset to the default scenario"}</button>
             </details>
             <div class="row">
-                <button onclick={onrun} disabled={running} data-testid="run">{"Run experiment"}</button>
+                <button onclick={onrun.clone()} disabled={running} data-testid="run">{"Run experiment"}</button>
                 <button type="button" onclick={oncancel} disabled={state.run.running.is_none()} data-testid="cancel-run">{"Stop"}</button>
                 <button type="button" onclick={oncopy} data-testid="copy-link">{"Copy share link"}</button>
             </div>
@@ -223,6 +211,19 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
             <input id="share-link" type="text" readonly=true value={link} data-testid="share-link" class="mono wide-input" />
             if state.run.pending && state.run.running.is_none() {
                 <p class="muted">{"Loading the scenario's model first…"}</p>
+            }
+            if let Some((cost, budget)) = &state.run.consent {
+                <div class="notice" role="alert" data-testid="run-consent">
+                    <p>{format!(
+                        "This link's experiment was not started: it is estimated at {}, more than the {} a link may run without asking.",
+                        cost.summary(),
+                        hawthorne_probe::cost::human_seconds(*budget)
+                    )}</p>
+                    <button type="button" onclick={onrun.clone()} data-testid="run-anyway">{"Run it"}</button>
+                </div>
+            }
+            if let (Some(cost), true) = (&state.run.estimate, state.run.running.is_some()) {
+                <p class="muted" data-testid="run-estimate">{format!("Estimated {}.", cost.summary())}</p>
             }
             if let Some((stage, done, total)) = state.run.progress {
                 <div class="load-progress">
@@ -238,9 +239,15 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
             }
             if let Some(r) = &state.run.report {
                 <div class="row" data-testid="run-done" data-spec-hash={r.provenance.spec_hash.clone()}
+                    data-estimate-s={r.cost.as_ref().map_or(0.0, |c| c.seconds).to_string()}
                     data-total-ms={r.timings.get("total_run").copied().unwrap_or(0.0).to_string()}
                     data-timings={serde_json::to_string(&r.timings).unwrap_or_default()}>
-                    <span class="muted">{format!("Done in {:.2} s · spec {}…", r.timings.get("total_run").copied().unwrap_or(0.0) / 1000.0, &r.provenance.spec_hash[..12])}</span>
+                    <span class="muted" data-testid="run-took">{format!(
+                        "Done in {:.2} s{} · spec {}…",
+                        r.timings.get("total_run").copied().unwrap_or(0.0) / 1000.0,
+                        r.cost.as_ref().map_or(String::new(), |c| format!(" (estimated {} on a slow laptop)", hawthorne_probe::cost::human_seconds(c.seconds))),
+                        r.provenance.spec_hash.get(..12).unwrap_or_default()
+                    )}</span>
                     <button type="button" onclick={ondownload("json")}>{"Report JSON"}</button>
                     <button type="button" onclick={ondownload("csv")}>{"Probe CSV"}</button>
                     <button type="button" onclick={ondownload("md")}>{"Summary (markdown)"}</button>
