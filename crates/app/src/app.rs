@@ -41,6 +41,9 @@ fn worker_path(life: &str) -> String {
     path
 }
 
+/// How long Stop waits for the worker to finish its current step before replacing it.
+const STOP_GRACE_MS: u32 = 100;
+
 /// Resolves `url` against the page, because the worker (started from a blob: URL) cannot
 /// resolve relative URLs itself.
 fn absolute_url(url: &str) -> String {
@@ -203,11 +206,16 @@ fn Workbench(props: &WorkbenchProps) -> Html {
         Callback::from(move |array| bridge.send(Request::Export { id: state.run.next_id, array }))
     };
 
+    // Stop: the worker stops at the end of its current step. A step that is still running
+    // `STOP_GRACE_MS` later (a forward pass of a large model, a large bootstrap) is not waited
+    // for: the worker is replaced, so that Stop always takes effect at once.
     let oncancel_run = {
         let (bridge, state) = (bridge.clone(), state.clone());
         Callback::from(move |()| {
             if let Some(id) = state.run.running {
                 bridge.send(Request::Cancel { id });
+                let dispatch = state.dispatcher();
+                gloo::timers::callback::Timeout::new(STOP_GRACE_MS, move || dispatch.dispatch(Action::StopOverdue(id))).forget();
             }
         })
     };

@@ -256,6 +256,8 @@ pub enum Action {
     WorkerDied { generation: u32, reason: Option<String> },
     /// Start a new worker (the spec, texts and last report stay).
     RestartWorker,
+    /// Stop was pressed for this run a while ago: if it is still running, replace the worker.
+    StopOverdue(u64),
     /// The JSON editor's text changed.
     SetDraft(String),
     /// The user agreed to download the link's model.
@@ -317,6 +319,22 @@ impl Reducible for AppState {
                 s.model = ModelStatus::Idle;
                 s.run.error = None;
             }
+            Action::StopOverdue(id) if s.run.running == Some(id) => {
+                s.run.running = None;
+                s.run.progress = None;
+                s.run.error = Some(
+                    "Stopped. The engine was in the middle of a long step, so it was restarted: the model reloads, and steering and per-token views need a new run."
+                        .into(),
+                );
+                for side in &mut s.chat.sides {
+                    side.running = None;
+                }
+                s.token_view.waiting = None;
+                s.engine_generation += 1;
+                s.worker_ready = false;
+                s.model = ModelStatus::Idle;
+            }
+            Action::StopOverdue(_) => {}
             Action::SetDraft(text) => {
                 match ExperimentSpec::from_json(&text) {
                     Ok(spec) => {

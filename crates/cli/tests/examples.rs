@@ -45,3 +45,37 @@ fn bad_links_and_missing_models_are_readable_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.gguf"));
 }
+
+#[test]
+fn the_cost_is_shown_before_running_and_a_spec_over_budget_needs_yes() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let spec = root.join("examples/organism-deceptive.json");
+    let spec = spec.to_str().unwrap_or_default();
+    let table = hawthorne(&["spec", "cost", spec])?;
+    assert!(table.contains("forward-pass tokens") && table.contains("time on a slow laptop"), "{table}");
+    assert!(table.contains("Within the default budget"), "{table}");
+    let json: hawthorne_probe::CostEstimate = serde_json::from_str(&hawthorne(&["spec", "cost", spec, "--json"])?)?;
+    assert_eq!(json.prompts, 150);
+    assert!(json.seconds > 0.0 && json.forward_tokens > json.prompts);
+
+    // A budget below the estimate refuses before anything runs, and says how to go on.
+    let out_dir = std::env::temp_dir().join(format!("hawthorne-cost-{}", std::process::id()));
+    let budget = format!("{}", json.seconds / 2.0);
+    let out = Command::new(env!("CARGO_BIN_EXE_hawthorne"))
+        .args(["run", spec, "--quiet", "--max-cost", &budget, "--out", out_dir.to_str().unwrap_or_default()])
+        .env("RAYON_NUM_THREADS", "1")
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--yes") && err.contains("slow laptop"), "{err}");
+    assert!(!out_dir.join("report.json").exists(), "nothing was written");
+
+    // `--yes` runs it, and the report records the estimate beside the measured time.
+    hawthorne(&["run", spec, "--quiet", "--yes", "--max-cost", &budget, "--out", out_dir.to_str().unwrap_or_default()])?;
+    let report: hawthorne_probe::Report = serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json"))?)?;
+    assert_eq!(report.cost.as_ref(), Some(&json));
+    assert!(report.timings.get("total_run").is_some_and(|ms| *ms > 0.0));
+    let md = std::fs::read_to_string(out_dir.join("report.md"))?;
+    assert!(md.contains("estimated cost: about") && md.contains("this run took"), "{md}");
+    std::fs::remove_dir_all(&out_dir)?;
+    Ok(())
+}

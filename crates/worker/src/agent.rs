@@ -398,7 +398,12 @@ async fn run(
             let stage = exp.stage();
             let t = now_ms();
             let step = exp.step();
-            *timings.entry(format!("{stage:?}").to_lowercase()).or_insert(0.0) += now_ms() - t;
+            let ms = now_ms() - t;
+            *timings.entry(format!("{stage:?}").to_lowercase()).or_insert(0.0) += ms;
+            // The longest step of each stage: how long Stop can take before the page gives up
+            // waiting and replaces the worker.
+            let longest = timings.entry(format!("max_step_{stage:?}").to_lowercase()).or_insert(0.0);
+            *longest = longest.max(ms);
             match step {
                 Ok(p) => {
                     if pacer.tick().await || p.done == p.total {
