@@ -42,7 +42,7 @@ fn worker_path(life: &str) -> String {
 }
 
 /// How long Stop waits for the worker to finish its current step before replacing it.
-const STOP_GRACE_MS: u32 = 100;
+const STOP_GRACE_MS: u32 = 60;
 
 /// Resolves `url` against the page, because the worker (started from a blob: URL) cannot
 /// resolve relative URLs itself.
