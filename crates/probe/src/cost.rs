@@ -26,8 +26,10 @@ pub const DEFAULT_BUDGET_S: f64 = 60.0;
 pub const FORWARD_GFLOPS: f64 = 5.0;
 
 /// Probe-fitting and resampling speed assumed for a slow laptop, in GFLOP/s (f64 code in
-/// linfa and the metrics, scalar in wasm): half of what the organism's probe stage reaches on
-/// the reference machine.
+/// linfa and the metrics, scalar in wasm). Chosen conservatively: the organism's probe stage
+/// does 0.20 GFLOP of this work in 36 ms natively on the reference machine (about 5.5 GFLOP/s;
+/// `hawthorne run examples/organism-deceptive.json`, `timings.probes`), and 0.5 leaves room for
+/// wasm and a slow laptop.
 pub const PROBE_GFLOPS: f64 = 0.5;
 
 /// Fixed cost of one step (a message to the page, a yield, small allocations), in seconds.

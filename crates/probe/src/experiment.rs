@@ -276,12 +276,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let sp = &self.spec.patching;
         let patching = if sp.enabled && sp.pairs > 0 && self.model.supports_patching() && cfg.n_layers > 0 {
             let pairs = self.patch_pairs();
-            let positions = pairs
-                .iter()
-                .map(|&(o, u)| common_suffix(&self.set.items[o].tokens, &self.set.items[u].tokens))
-                .min()
-                .unwrap_or(0)
-                .min(sp.max_positions);
+            let positions = self.patch_positions(&pairs);
             (pairs.len() as u64, cfg.n_layers.div_ceil(sp.layer_stride.max(1)) as u64, positions as u64)
         } else {
             (0, 0, 0)
@@ -606,6 +601,17 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         pairs
     }
 
+    /// Positions patched per (hook, pair): the pairs' shortest shared suffix, at most
+    /// `patching.max_positions`.
+    fn patch_positions(&self, pairs: &[(usize, usize)]) -> usize {
+        pairs
+            .iter()
+            .map(|&(o, u)| common_suffix(&self.set.items[o].tokens, &self.set.items[u].tokens))
+            .min()
+            .unwrap_or(0)
+            .min(self.spec.patching.max_positions)
+    }
+
     fn init_patching(&mut self) {
         let sp = &self.spec.patching;
         if !sp.enabled || sp.pairs == 0 {
@@ -618,12 +624,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let pairs = self.patch_pairs();
         let n_layers = self.model.config().n_layers;
         let hooks: Vec<HookPoint> = (0..n_layers).step_by(sp.layer_stride).map(HookPoint::ResidPre).collect();
-        let offsets = pairs
-            .iter()
-            .map(|&(o, u)| common_suffix(&self.set.items[o].tokens, &self.set.items[u].tokens))
-            .min()
-            .unwrap_or(0)
-            .min(sp.max_positions);
+        let offsets = self.patch_positions(&pairs);
         let mut jobs = Vec::new();
         for pair in 0..pairs.len() {
             for hook in 0..hooks.len() {
