@@ -21,7 +21,7 @@ use crate::backend::LanguageModel;
 use crate::contrast::{self, common_suffix, ContrastSet};
 use crate::cost::CostEstimate;
 use crate::error::{ProbeError, Result};
-use crate::probes::{self, ProbeMetrics};
+use crate::probes;
 use crate::report::{self, Behaviour, Continuation, Gap, HookProbes, LensLayer, PromptRecord, Provenance, Report};
 use crate::spec::{Condition, DirectionKind, ExperimentSpec, Readout};
 use crate::split::{make_folds, sub_seed, Fold};
@@ -439,63 +439,63 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         idx.iter().map(|&i| self.set.items[i].condition == Condition::Unobserved).collect()
     }
 
+    /// The test prompts of every fold, in fold order: the pool every probe metric is taken on.
+    fn pooled_test(&self) -> Vec<usize> {
+        self.folds.iter().flat_map(|f| f.test.iter().copied()).collect()
+    }
+
+    /// Fits the probes and their controls on every fold and scores the pooled test prompts,
+    /// so that with leave-framings-out folds each framing is tested exactly once.
     fn step_probes(&mut self) -> Result<Progress> {
         let k = self.cursor;
         let hook = self.hooks[k];
         let name = hook.to_string();
         let sp = &self.spec;
-        let mut per_fold: Vec<(ProbeMetrics, ProbeMetrics, Option<probes::RandomBaseline>, Option<ProbeMetrics>)> = Vec::new();
+        let n_random = sp.baselines.random_directions;
+        let (mut s_lr, mut s_mm, mut s_shuf) = (Vec::new(), Vec::new(), Vec::new());
+        let mut s_rand: Vec<Vec<f64>> = vec![Vec::new(); n_random];
+        let (mut acc_lr, mut acc_mm, mut acc_shuf) = (0.0, 0.0, 0.0);
         for (fi, fold) in self.folds.iter().enumerate() {
             let (xtr, xte) = (self.matrix(&self.acts[k], &fold.train), self.matrix(&self.acts[k], &fold.test));
-            let (ytr, yte) = (self.labels(&fold.train), self.labels(&fold.test));
+            let ytr = self.labels(&fold.train);
             let seed = |p: &str| sub_seed(sp.seed, &format!("{p}/{name}/{fi}"));
             let lr = probes::fit_logistic(&xtr.view(), &ytr, sp.probes.c, sp.probes.max_iter, &name)?;
             let mm = probes::fit_mass_mean(&xtr.view(), &ytr);
             let tr = (&xtr.view(), ytr.as_slice());
-            let te = (&xte.view(), yte.as_slice());
-            let m_lr = probes::evaluate(&lr, tr, te, sp.probes.bootstrap, seed("bootstrap-logistic"));
-            let m_mm = probes::evaluate(&mm, tr, te, sp.probes.bootstrap, seed("bootstrap-mass-mean"));
-            let rnd = probes::random_directions(tr, te, sp.baselines.random_directions, seed("random-directions"));
-            let shuf = if sp.baselines.shuffled_labels {
-                Some(probes::shuffled_labels(tr, te, sp.probes.c, sp.probes.max_iter, seed("shuffled"), &name)?)
-            } else {
-                None
-            };
+            for (probe, acc, scores) in [(&lr, &mut acc_lr, &mut s_lr), (&mm, &mut acc_mm, &mut s_mm)] {
+                let (a, s) = probes::score_fold(probe, tr, &xte.view());
+                *acc += a;
+                scores.extend(s);
+            }
+            for (pool, s) in s_rand.iter_mut().zip(probes::random_direction_scores(tr, &xte.view(), n_random, seed("random-directions"))) {
+                pool.extend(s);
+            }
+            if sp.baselines.shuffled_labels {
+                let (shuf, y) = probes::shuffled_label_probe(tr, sp.probes.c, sp.probes.max_iter, seed("shuffled"), &name)?;
+                let (a, s) = probes::score_fold(&shuf, (&xtr.view(), &y), &xte.view());
+                acc_shuf += a;
+                s_shuf.extend(s);
+            }
             if fi == 0 {
                 let unit = |p: &probes::LinearProbe| p.unit_direction().iter().map(|v| *v as f32).collect::<Vec<f32>>();
                 self.directions.push((unit(&mm), unit(&lr)));
             }
-            per_fold.push((m_lr, m_mm, rnd, shuf));
         }
-        let mean = |get: &dyn Fn(&ProbeMetrics) -> f64, which: usize| -> f64 {
-            let v: Vec<f64> = per_fold
-                .iter()
-                .filter_map(|f| match which {
-                    0 => Some(get(&f.0)),
-                    1 => Some(get(&f.1)),
-                    _ => f.3.as_ref().map(get),
-                })
-                .collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
-        };
-        let avg = |which: usize| ProbeMetrics {
-            train_accuracy: mean(&|m| m.train_accuracy, which),
-            test_accuracy: mean(&|m| m.test_accuracy, which),
-            auroc: mean(&|m| m.auroc, which),
-            auroc_ci: [mean(&|m| m.auroc_ci[0], which), mean(&|m| m.auroc_ci[1], which)],
-            tpr_at_1pct_fpr: mean(&|m| m.tpr_at_1pct_fpr, which),
-        };
-        let random = per_fold[0].2.as_ref().map(|_| {
-            let rs: Vec<&probes::RandomBaseline> = per_fold.iter().filter_map(|f| f.2.as_ref()).collect();
-            let m = |g: &dyn Fn(&probes::RandomBaseline) -> f64| rs.iter().map(|r| g(r)).sum::<f64>() / rs.len() as f64;
-            probes::RandomBaseline { n: rs[0].n, best_auroc: m(&|r| r.best_auroc), mean_auroc: m(&|r| r.mean_auroc), p95_auroc: m(&|r| r.p95_auroc) }
-        });
+        let test = self.pooled_test();
+        let labels = self.labels(&test);
+        let framings: Vec<usize> = test.iter().map(|&i| self.set.items[i].framing).collect();
+        let tasks: Vec<usize> = test.iter().map(|&i| self.set.items[i].task).collect();
+        let pooled = probes::Pooled { labels: &labels, framings: &framings, tasks: &tasks };
+        let folds = self.folds.len() as f64;
+        let seed = |p: &str| sub_seed(sp.seed, &format!("{p}/{name}"));
+        let metrics = |acc: f64, scores: &[f64], p: &str| probes::pooled_metrics(acc / folds, scores, pooled, sp.probes.bootstrap, seed(p));
+        let rand_aucs: Vec<f64> = s_rand.iter().map(|s| crate::metrics::auroc(s, &labels)).collect();
         self.probes.push(HookProbes {
-            hook: name,
-            logistic: avg(0),
-            mass_mean: avg(1),
-            random_directions: random,
-            shuffled_labels: per_fold[0].3.as_ref().map(|_| avg(2)),
+            hook: name.clone(),
+            logistic: metrics(acc_lr, &s_lr, "bootstrap-logistic"),
+            mass_mean: metrics(acc_mm, &s_mm, "bootstrap-mass-mean"),
+            random_directions: probes::summarize_random(&rand_aucs),
+            shuffled_labels: sp.baselines.shuffled_labels.then(|| metrics(acc_shuf, &s_shuf, "bootstrap-shuffled")),
         });
         self.cursor += 1;
         let p = Progress { stage: Stage::Probes, done: self.cursor, total: self.hooks.len() };
@@ -1029,6 +1029,11 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         }
         let sc = &self.spec.scenario;
         let n = self.set.items.len();
+        let test_units = {
+            let pooled = self.pooled_test();
+            let at = |get: fn(&crate::contrast::PromptItem) -> usize| pooled.iter().map(|&i| get(&self.set.items[i])).collect::<Vec<_>>();
+            crate::metrics::units(&self.labels(&pooled), &at(|it| it.framing), &at(|it| it.task))
+        };
         let train: std::collections::BTreeSet<usize> = self.folds[0].train.iter().copied().collect();
         let test: std::collections::BTreeSet<usize> = self.folds[0].test.iter().copied().collect();
         let prompts = self
@@ -1079,6 +1084,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             },
             split: self.spec.split.name(),
             n_folds: self.folds.len(),
+            test_units: Some(test_units),
             spec: self.spec,
             prompts,
             probes: self.probes,

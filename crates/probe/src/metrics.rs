@@ -41,35 +41,116 @@ pub fn auroc(scores: &[f64], labels: &[bool]) -> f64 {
     (rank_sum_pos - (n_pos * (n_pos + 1)) as f64 / 2.0) / (n_pos as f64 * n_neg as f64)
 }
 
-/// 95% percentile interval of the AUROC over `n` seeded bootstrap resamples.
+/// 95% percentile interval of the AUROC over `n` seeded bootstrap resamples of single
+/// prompts. Only right when prompts are independent; reports use [`auroc_ci_clustered`].
 pub fn auroc_ci(scores: &[f64], labels: &[bool], n: usize, seed: u64) -> [f64; 2] {
-    if n == 0 || scores.is_empty() {
-        // No resampling asked for: a zero-width interval at the point estimate.
-        let a = auroc(scores, labels);
-        return [a, a];
-    }
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut vals = Vec::with_capacity(n);
-    let (mut s, mut l) = (Vec::with_capacity(scores.len()), Vec::with_capacity(scores.len()));
-    for _ in 0..n {
-        s.clear();
-        l.clear();
-        for _ in 0..scores.len() {
-            let k = rng.random_range(0..scores.len());
-            s.push(scores[k]);
-            l.push(labels[k]);
-        }
-        let a = auroc(&s, &l);
-        if a.is_finite() {
-            vals.push(a);
-        }
-    }
+    let units: Vec<usize> = (0..scores.len()).collect();
+    auroc_ci_clustered(scores, labels, &units, &vec![0; scores.len()], n, seed)
+}
+
+/// The 2.5% and 97.5% percentiles of `vals` (NaN-free), or NaN if there are none.
+fn percentile_interval(mut vals: Vec<f64>) -> [f64; 2] {
     if vals.is_empty() {
         return [f64::NAN, f64::NAN];
     }
     vals.sort_by(f64::total_cmp);
     let q = |p: f64| vals[((p * (vals.len() - 1) as f64).round() as usize).min(vals.len() - 1)];
     [q(0.025), q(0.975)]
+}
+
+/// How many distinct framings of each class, and tasks, stand behind a set of test prompts:
+/// the number of independent units an interval over them rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Units {
+    pub prompts: usize,
+    /// Framings whose prompts are all negative (observed).
+    pub negative_framings: usize,
+    /// Framings whose prompts are all positive (unobserved).
+    pub positive_framings: usize,
+    /// Framings holding prompts of both classes (none in a Hawthorne contrast set).
+    pub mixed_framings: usize,
+    pub tasks: usize,
+}
+
+/// Strata of framings for the bootstrap: all-negative, all-positive and mixed framings,
+/// each a list of framing ids; and the distinct task ids.
+fn strata(labels: &[bool], framings: &[usize], tasks: &[usize]) -> ([Vec<usize>; 3], Vec<usize>) {
+    use std::collections::BTreeMap;
+    let mut classes: BTreeMap<usize, (bool, bool)> = BTreeMap::new();
+    for (&f, &l) in framings.iter().zip(labels) {
+        let e = classes.entry(f).or_insert((false, false));
+        if l { e.1 = true } else { e.0 = true }
+    }
+    let mut st: [Vec<usize>; 3] = Default::default();
+    for (f, (neg, pos)) in classes {
+        st[match (neg, pos) { (true, false) => 0, (false, true) => 1, _ => 2 }].push(f);
+    }
+    let mut t = tasks.to_vec();
+    t.sort_unstable();
+    t.dedup();
+    (st, t)
+}
+
+/// Counts the independent units behind `labels`, grouped by `framings` and `tasks`.
+pub fn units(labels: &[bool], framings: &[usize], tasks: &[usize]) -> Units {
+    let ([neg, pos, mixed], t) = strata(labels, framings, tasks);
+    Units { prompts: labels.len(), negative_framings: neg.len(), positive_framings: pos.len(), mixed_framings: mixed.len(), tasks: t.len() }
+}
+
+/// 95% percentile interval of the AUROC over `n` seeded two-way cluster bootstrap resamples.
+///
+/// Prompts that share a framing, or a task, are not independent: resampling single prompts
+/// would pretend that 100 prompts from four framings were 100 observations. Each resample
+/// draws framings with replacement (within the all-negative, all-positive and mixed strata,
+/// so that both classes stay present) and, independently, tasks with replacement; a prompt
+/// enters as many times as its framing times its task was drawn (the "pigeonhole" bootstrap
+/// of Owen 2007 for crossed random effects). Written here because no maintained crate offers a
+/// crossed cluster bootstrap.
+pub fn auroc_ci_clustered(scores: &[f64], labels: &[bool], framings: &[usize], tasks: &[usize], n: usize, seed: u64) -> [f64; 2] {
+    if n == 0 || scores.is_empty() {
+        // No resampling asked for: a zero-width interval at the point estimate.
+        let a = auroc(scores, labels);
+        return [a, a];
+    }
+    let (st, task_ids) = strata(labels, framings, tasks);
+    let index = |ids: &[usize], x: usize| ids.binary_search(&x).expect("id collected from the same slice");
+    let all_framings: Vec<usize> = {
+        let mut v: Vec<usize> = st.iter().flatten().copied().collect();
+        v.sort_unstable();
+        v
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut vals = Vec::with_capacity(n);
+    let (mut s, mut l) = (Vec::with_capacity(scores.len()), Vec::with_capacity(scores.len()));
+    let mut f_count = vec![0usize; all_framings.len()];
+    let mut t_count = vec![0usize; task_ids.len()];
+    for _ in 0..n {
+        f_count.iter_mut().for_each(|c| *c = 0);
+        t_count.iter_mut().for_each(|c| *c = 0);
+        for stratum in &st {
+            for _ in 0..stratum.len() {
+                let f = stratum[rng.random_range(0..stratum.len())];
+                f_count[index(&all_framings, f)] += 1;
+            }
+        }
+        for _ in 0..task_ids.len() {
+            t_count[rng.random_range(0..task_ids.len())] += 1;
+        }
+        s.clear();
+        l.clear();
+        for k in 0..scores.len() {
+            let w = f_count[index(&all_framings, framings[k])] * t_count[index(&task_ids, tasks[k])];
+            for _ in 0..w {
+                s.push(scores[k]);
+                l.push(labels[k]);
+            }
+        }
+        let a = auroc(&s, &l);
+        if a.is_finite() {
+            vals.push(a);
+        }
+    }
+    percentile_interval(vals)
 }
 
 /// True-positive rate at the strictest threshold whose false-positive rate is ≤ `fpr`.
@@ -115,6 +196,49 @@ mod tests {
         assert_eq!(auroc_ci(&s, &l, 50, 7), auroc_ci(&s, &l, 50, 7));
         let [lo, hi] = auroc_ci(&s, &l, 200, 1);
         assert!(lo <= auroc(&s, &l) && auroc(&s, &l) <= hi);
+    }
+
+    /// 40 prompts from 4 framings (2 per class) and 10 tasks, with a framing-level effect:
+    /// the prompt-level bootstrap sees 40 observations, the cluster bootstrap sees 4.
+    fn clustered_data() -> (Vec<f64>, Vec<bool>, Vec<usize>, Vec<usize>) {
+        let (mut s, mut l, mut f, mut t) = (vec![], vec![], vec![], vec![]);
+        let shift = [0.0, 1.5, 0.9, 2.4]; // framings 0,1 negative; 2,3 positive
+        for fr in 0..4 {
+            for task in 0..10 {
+                s.push(shift[fr] + 0.1 * f64::from(task as u8 % 3));
+                l.push(fr >= 2);
+                f.push(fr);
+                t.push(task);
+            }
+        }
+        (s, l, f, t)
+    }
+
+    #[test]
+    fn cluster_bootstrap_is_wider_than_the_prompt_bootstrap_when_framings_differ() {
+        let (s, l, f, t) = clustered_data();
+        let naive = auroc_ci(&s, &l, 400, 3);
+        let clustered = auroc_ci_clustered(&s, &l, &f, &t, 400, 3);
+        assert!(clustered[1] - clustered[0] > 2.0 * (naive[1] - naive[0]), "{clustered:?} vs {naive:?}");
+        assert_eq!(clustered, auroc_ci_clustered(&s, &l, &f, &t, 400, 3), "seeded");
+        let a = auroc(&s, &l);
+        assert!(clustered[0] <= a && a <= clustered[1]);
+    }
+
+    #[test]
+    fn units_count_framings_by_class_and_tasks() {
+        let (_, l, f, t) = clustered_data();
+        assert_eq!(units(&l, &f, &t), Units { prompts: 40, negative_framings: 2, positive_framings: 2, mixed_framings: 0, tasks: 10 });
+    }
+
+    #[test]
+    fn one_framing_per_class_gives_a_degenerate_interval_not_a_narrow_one() {
+        // With one framing per class, every resample holds the same two framings: the interval
+        // cannot shrink below the task-resampling spread, and stays finite.
+        let s = [0.1, 0.2, 0.3, 0.7, 0.8, 0.9];
+        let l = [false, false, false, true, true, true];
+        let [lo, hi] = auroc_ci_clustered(&s, &l, &[0, 0, 0, 1, 1, 1], &[0, 1, 2, 0, 1, 2], 100, 1);
+        assert_eq!([lo, hi], [1.0, 1.0]);
     }
 
     #[test]

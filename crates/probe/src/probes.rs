@@ -11,7 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ProbeError, Result};
-use crate::metrics::{accuracy, auroc, auroc_ci, tpr_at_fpr};
+use crate::metrics::{accuracy, auroc, auroc_ci_clustered, tpr_at_fpr};
 
 /// Per-feature standardisation fitted on the train rows only.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ pub struct ProbeMetrics {
     pub train_accuracy: f64,
     pub test_accuracy: f64,
     pub auroc: f64,
-    /// 95% bootstrap interval of the test AUROC.
+    /// 95% interval of the test AUROC from a bootstrap that resamples whole framings and tasks.
     pub auroc_ci: [f64; 2],
     pub tpr_at_1pct_fpr: f64,
 }
@@ -97,23 +97,29 @@ pub fn fit_mass_mean(x: &ArrayView2<'_, f64>, y: &[bool]) -> LinearProbe {
     LinearProbe { w, b }
 }
 
-/// Scores a fitted probe on train and test rows.
-pub fn evaluate(
-    probe: &LinearProbe,
-    (x_train, y_train): (&ArrayView2<'_, f64>, &[bool]),
-    (x_test, y_test): (&ArrayView2<'_, f64>, &[bool]),
-    bootstrap: usize,
-    seed: u64,
-) -> ProbeMetrics {
-    let s_train = probe.scores(x_train);
-    let s_test = probe.scores(x_test);
+/// The test prompts of every fold, pooled: their scores, labels and the framing and task
+/// each came from (the units the interval resamples).
+#[derive(Debug, Clone, Copy)]
+pub struct Pooled<'a> {
+    pub labels: &'a [bool],
+    pub framings: &'a [usize],
+    pub tasks: &'a [usize],
+}
+
+/// Metrics of one probe from its pooled test scores; `train_accuracy` is the folds' mean.
+pub fn pooled_metrics(train_accuracy: f64, scores: &[f64], pooled: Pooled<'_>, bootstrap: usize, seed: u64) -> ProbeMetrics {
     ProbeMetrics {
-        train_accuracy: accuracy(&s_train, y_train),
-        test_accuracy: accuracy(&s_test, y_test),
-        auroc: auroc(&s_test, y_test),
-        auroc_ci: auroc_ci(&s_test, y_test, bootstrap, seed),
-        tpr_at_1pct_fpr: tpr_at_fpr(&s_test, y_test, 0.01),
+        train_accuracy,
+        test_accuracy: accuracy(scores, pooled.labels),
+        auroc: auroc(scores, pooled.labels),
+        auroc_ci: auroc_ci_clustered(scores, pooled.labels, pooled.framings, pooled.tasks, bootstrap, seed),
+        tpr_at_1pct_fpr: tpr_at_fpr(scores, pooled.labels, 0.01),
     }
+}
+
+/// Scores a fitted probe on one fold: (train accuracy, test scores).
+pub fn score_fold(probe: &LinearProbe, (x_train, y_train): (&ArrayView2<'_, f64>, &[bool]), x_test: &ArrayView2<'_, f64>) -> (f64, Vec<f64>) {
+    (accuracy(&probe.scores(x_train), y_train), probe.scores(x_test))
 }
 
 /// Random-direction baseline: the best and mean test AUROC of `n` seeded random unit
@@ -127,48 +133,66 @@ pub struct RandomBaseline {
     pub p95_auroc: f64,
 }
 
-pub fn random_directions(
+/// The test scores of `n` seeded random directions in standardised space, each oriented
+/// (sign chosen) on the train set: one row per direction.
+pub fn random_direction_scores(
     (x_train, y_train): (&ArrayView2<'_, f64>, &[bool]),
-    (x_test, y_test): (&ArrayView2<'_, f64>, &[bool]),
+    x_test: &ArrayView2<'_, f64>,
     n: usize,
     seed: u64,
-) -> Option<RandomBaseline> {
-    if n == 0 {
-        return None;
-    }
+) -> Vec<Vec<f64>> {
     let st = Standardizer::fit(x_train);
     let (tr, te) = (st.apply(x_train), st.apply(x_test));
     let mut rng = StdRng::seed_from_u64(seed);
     let d = x_train.ncols();
-    let mut aucs = Vec::with_capacity(n);
-    for _ in 0..n {
-        let u: Array1<f64> = (0..d).map(|_| StandardNormal.sample(&mut rng)).collect();
-        let sign = if auroc(&tr.dot(&u).to_vec(), y_train) >= 0.5 { 1.0 } else { -1.0 };
-        aucs.push(auroc(&(te.dot(&u) * sign).to_vec(), y_test));
+    (0..n)
+        .map(|_| {
+            let u: Array1<f64> = (0..d).map(|_| StandardNormal.sample(&mut rng)).collect();
+            let sign = if auroc(&tr.dot(&u).to_vec(), y_train) >= 0.5 { 1.0 } else { -1.0 };
+            (te.dot(&u) * sign).to_vec()
+        })
+        .collect()
+}
+
+/// Summarises the test AUROCs of random directions; `None` when there are none.
+pub fn summarize_random(aucs: &[f64]) -> Option<RandomBaseline> {
+    let n = aucs.len();
+    if n == 0 {
+        return None;
     }
-    let mut sorted = aucs.clone();
+    let mut sorted = aucs.to_vec();
     sorted.sort_by(f64::total_cmp);
     Some(RandomBaseline {
         n,
-        best_auroc: sorted[sorted.len() - 1],
+        best_auroc: sorted[n - 1],
         mean_auroc: aucs.iter().sum::<f64>() / n as f64,
         p95_auroc: sorted[((0.95 * (n - 1) as f64).round() as usize).min(n - 1)],
     })
 }
 
-/// Shuffled-label baseline: a logistic probe trained on seeded permuted train labels.
-pub fn shuffled_labels(
+/// One-fold random-direction baseline (train and test given), for benches and tests.
+pub fn random_directions(
+    train: (&ArrayView2<'_, f64>, &[bool]),
+    (x_test, y_test): (&ArrayView2<'_, f64>, &[bool]),
+    n: usize,
+    seed: u64,
+) -> Option<RandomBaseline> {
+    let aucs: Vec<f64> = random_direction_scores(train, x_test, n, seed).iter().map(|s| auroc(s, y_test)).collect();
+    summarize_random(&aucs)
+}
+
+/// Shuffled-label baseline: a logistic probe trained on seeded permuted train labels, and the
+/// permuted labels it was trained on.
+pub fn shuffled_label_probe(
     (x_train, y_train): (&ArrayView2<'_, f64>, &[bool]),
-    test: (&ArrayView2<'_, f64>, &[bool]),
     c: f64,
     max_iter: u64,
     seed: u64,
     hook: &str,
-) -> Result<ProbeMetrics> {
+) -> Result<(LinearProbe, Vec<bool>)> {
     let mut y = y_train.to_vec();
     y.shuffle(&mut StdRng::seed_from_u64(seed));
-    let probe = fit_logistic(x_train, &y, c, max_iter, hook)?;
-    Ok(evaluate(&probe, (x_train, &y), test, 0, seed))
+    Ok((fit_logistic(x_train, &y, c, max_iter, hook)?, y))
 }
 
 #[cfg(test)]
@@ -199,7 +223,9 @@ mod tests {
         let lr = fit_logistic(&v, &y, 1.0, 200, "toy").unwrap();
         let mm = fit_mass_mean(&v, &y);
         for p in [&lr, &mm] {
-            let m = evaluate(p, (&v, &y), (&v, &y), 50, 1);
+            let (train_acc, scores) = score_fold(p, (&v, &y), &v);
+            let units: Vec<usize> = (0..y.len()).collect();
+            let m = pooled_metrics(train_acc, &scores, Pooled { labels: &y, framings: &units, tasks: &units }, 50, 1);
             assert!(m.auroc > 0.9 && m.test_accuracy > 0.8, "{m:?}");
         }
         // The direction points at the shifted feature.

@@ -152,6 +152,10 @@ pub struct Report {
     pub spec: ExperimentSpec,
     pub split: String,
     pub n_folds: usize,
+    /// The independent units behind every probe number: the pooled test prompts, and the
+    /// framings (negative = observed, positive = unobserved) and tasks they come from.
+    #[serde(default)]
+    pub test_units: Option<crate::metrics::Units>,
     pub prompts: Vec<PromptRecord>,
     pub probes: Vec<HookProbes>,
     pub behaviour: Behaviour,
@@ -230,6 +234,15 @@ impl Report {
             let _ = writeln!(s, "\nMisaligned rate under neutral framings: {}.", f(r));
         }
         let _ = writeln!(s, "\n## Probes (test split) with baselines\n");
+        if let Some(u) = &self.test_units {
+            let _ = writeln!(
+                s,
+                "Test scores pooled over {} fold(s): {} prompts from {} observed and {} unobserved framings and {} tasks. \
+                 Prompts sharing a framing or a task are not independent, so the intervals resample whole framings and tasks: \
+                 {} + {} framings are the independent units behind each number.\n",
+                self.n_folds, u.prompts, u.negative_framings, u.positive_framings, u.tasks, u.negative_framings, u.positive_framings
+            );
+        }
         let _ = writeln!(s, "| hook | logistic AUROC [95% CI] | mass-mean AUROC | best of {} random | shuffled labels |\n|---|---|---|---|---|",
             self.probes.first().and_then(|h| h.random_directions.as_ref()).map_or(0, |r| r.n));
         for h in &self.probes {

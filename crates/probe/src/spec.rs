@@ -158,8 +158,12 @@ pub enum Split {
     ByFamily,
     /// A seeded random fraction of prompts.
     Random { test_fraction: f64 },
-    /// k folds over prompts; metrics are averaged across folds.
+    /// k folds over prompts; test scores are pooled across folds.
     KFold { k: usize },
+    /// Each condition's framings dealt (seeded) into k groups; fold f tests on group f of
+    /// both conditions and trains on the rest, so every framing is tested exactly once and
+    /// test scores are pooled across folds. `held_out` marks are ignored.
+    LeaveFramingsOut { k: usize },
 }
 
 impl Default for Split {
@@ -175,6 +179,7 @@ impl Split {
             Split::ByFamily => "by_family".into(),
             Split::Random { test_fraction } => format!("random({test_fraction})"),
             Split::KFold { k } => format!("k_fold({k})"),
+            Split::LeaveFramingsOut { k } => format!("leave_framings_out({k})"),
         }
     }
 }
@@ -578,6 +583,20 @@ impl ExperimentSpec {
             }
             Split::KFold { k } if !(2..=20).contains(&k) => {
                 return Err(spec_err("split.k", format!("{k} must lie in 2..=20")));
+            }
+            Split::LeaveFramingsOut { k } => {
+                if !(2..=20).contains(&k) {
+                    return Err(spec_err("split.k", format!("{k} must lie in 2..=20")));
+                }
+                for cond in [Condition::Observed, Condition::Unobserved] {
+                    let n = self.scenario.framings.iter().filter(|f| f.condition == cond).count();
+                    if n < k {
+                        return Err(spec_err(
+                            "split.k",
+                            format!("leave_framings_out({k}) needs at least {k} {} framings to test each fold on; the scenario has {n}", cond.as_str()),
+                        ));
+                    }
+                }
             }
             _ => {}
         }

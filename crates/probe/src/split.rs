@@ -82,6 +82,23 @@ pub fn make_folds(spec: &ExperimentSpec, set: &ContrastSet) -> Result<Vec<Fold>>
             train.sort_unstable();
             vec![Fold { train, test }]
         }
+        Split::LeaveFramingsOut { k } => {
+            // Deal each condition's shuffled framings round-robin into k groups.
+            let mut group = vec![usize::MAX; framings.len()];
+            for (c, cond) in [Condition::Observed, Condition::Unobserved].into_iter().enumerate() {
+                let mut pool: Vec<usize> = (0..framings.len()).filter(|&f| framings[f].condition == cond).collect();
+                pool.shuffle(&mut StdRng::seed_from_u64(seed.wrapping_add(c as u64)));
+                for (j, f) in pool.into_iter().enumerate() {
+                    group[f] = j % k;
+                }
+            }
+            (0..*k)
+                .map(|g| {
+                    let (test, train) = labelled.iter().partition(|&&i| group[set.items[i].framing] == g);
+                    Fold { train, test }
+                })
+                .collect()
+        }
         Split::KFold { k } => {
             let mut idx = labelled.clone();
             idx.shuffle(&mut StdRng::seed_from_u64(seed));
@@ -120,5 +137,32 @@ mod tests {
     fn sub_seeds_differ_by_purpose_and_are_stable() {
         assert_ne!(sub_seed(1, "split"), sub_seed(1, "pca"));
         assert_eq!(sub_seed(1, "split"), sub_seed(1, "split"));
+    }
+
+    #[test]
+    fn leave_framings_out_tests_every_framing_once_and_never_trains_on_it() {
+        let mut spec = crate::scenarios::smollm2_default();
+        spec.split = Split::LeaveFramingsOut { k: 3 };
+        spec.validate().unwrap();
+        let fr = &spec.scenario.framings;
+        let items = (0..fr.len())
+            .flat_map(|f| (0..spec.scenario.tasks.len()).map(move |t| (f, t)))
+            .map(|(framing, task)| crate::contrast::PromptItem { framing, task, condition: fr[framing].condition, tokens: vec![1], task_span: (0, 1) })
+            .collect();
+        let set = ContrastSet { items, aligned_token: vec![], misaligned_token: vec![] };
+        let folds = make_folds(&spec, &set).unwrap();
+        assert_eq!(folds.len(), 3);
+        let mut tested = BTreeSet::new();
+        for fold in &folds {
+            let test_fr: BTreeSet<usize> = fold.test.iter().map(|&i| set.items[i].framing).collect();
+            let train_fr: BTreeSet<usize> = fold.train.iter().map(|&i| set.items[i].framing).collect();
+            assert!(test_fr.is_disjoint(&train_fr), "a framing is on both sides of a fold");
+            for f in test_fr {
+                assert!(tested.insert(f), "framing {f} tested twice");
+            }
+        }
+        let labelled: BTreeSet<usize> =
+            (0..spec.scenario.framings.len()).filter(|&f| spec.scenario.framings[f].condition != Condition::Neutral).collect();
+        assert_eq!(tested, labelled);
     }
 }

@@ -87,7 +87,7 @@ fn report_has_every_section() -> anyhow::Result<()> {
 #[test]
 fn every_split_runs() -> anyhow::Result<()> {
     let m = model();
-    for split in [Split::ByFamily, Split::Random { test_fraction: 0.3 }, Split::KFold { k: 3 }] {
+    for split in [Split::ByFamily, Split::Random { test_fraction: 0.3 }, Split::KFold { k: 3 }, Split::LeaveFramingsOut { k: 3 }] {
         let mut s = spec();
         s.split = split.clone();
         s.patching.enabled = false;
@@ -95,6 +95,13 @@ fn every_split_runs() -> anyhow::Result<()> {
         let r = Experiment::new(&s, &m)?.run_to_end(|_| {})?;
         assert_eq!(r.split, split.name());
         assert!(r.probes.iter().all(|h| h.logistic.auroc.is_finite()), "{split:?}");
+        let u = r.test_units.expect("every report counts its test units");
+        if matches!(split, Split::LeaveFramingsOut { .. }) {
+            // Every labelled framing is tested exactly once.
+            let labelled = s.scenario.framings.iter().filter(|f| f.condition.label().is_some()).count();
+            assert_eq!(u.negative_framings + u.positive_framings, labelled);
+            assert_eq!(u.prompts, r.prompts.iter().filter(|p| p.condition != "neutral").count());
+        }
     }
     Ok(())
 }

@@ -45,7 +45,7 @@ prop_compose! {
     fn arb_spec()(
         organism in 0usize..2,
         seed in any::<u64>(),
-        split in 0usize..4,
+        split in 0usize..5,
         test_fraction in 0.0f64..1.0,
         k in 1usize..8,
         hooks in prop_oneof![4 => 0..3usize, 1 => 0..HOOKS.len()],
@@ -66,7 +66,8 @@ prop_compose! {
             0 => Split::ByFraming,
             1 => Split::ByFamily,
             2 => Split::Random { test_fraction },
-            _ => Split::KFold { k },
+            3 => Split::KFold { k },
+            _ => Split::LeaveFramingsOut { k },
         };
         s.hooks = HOOKS[hooks].to_string();
         s.readout = if readout { Readout::Last } else { Readout::MeanTask };
