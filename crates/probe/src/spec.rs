@@ -173,6 +173,18 @@ impl Default for Split {
 }
 
 impl Split {
+    /// The split new specs get: leave-framings-out with up to 4 folds, so that every framing
+    /// is tested once; held-out framings if a condition has fewer than two framings.
+    /// (`Split::default()` stays `ByFraming`, the meaning of a spec that names no split.)
+    pub fn recommended(scenario: &Scenario) -> Split {
+        let fewest = [Condition::Observed, Condition::Unobserved]
+            .map(|c| scenario.framings.iter().filter(|f| f.condition == c).count())
+            .into_iter()
+            .min()
+            .unwrap_or(0);
+        if fewest >= 2 { Split::LeaveFramingsOut { k: fewest.min(4) } } else { Split::ByFraming }
+    }
+
     pub fn name(&self) -> String {
         match self {
             Split::ByFraming => "by_framing".into(),
@@ -404,9 +416,9 @@ impl ExperimentSpec {
         ExperimentSpec {
             version: SPEC_VERSION,
             model: ModelRef { id: model.into(), sha256: None, compute: ComputeMode::Packed },
+            split: Split::recommended(&scenario),
             scenario,
             seed,
-            split: Split::default(),
             hooks: default_hooks(),
             readout: Readout::default(),
             probes: ProbeSpec::default(),

@@ -66,8 +66,22 @@ fn report_has_every_section() -> anyhow::Result<()> {
     assert_eq!(r.pca.as_ref().expect("pca ran").coords.len(), 21);
     assert_eq!(r.behaviour.continuations.len(), 2 * 3);
     assert!(r.behaviour.rate_neutral.is_some());
-    // Test prompts are exactly the held-out framings'.
+    // Test prompts (of the first fold) are exactly the first fold's framings.
+    let fold0: std::collections::BTreeSet<&str> = r.prompts.iter().filter(|p| p.split == "test").map(|p| p.framing.as_str()).collect();
+    assert!(!fold0.is_empty());
     for rec in &r.prompts {
+        let want = match rec.condition.as_str() {
+            "neutral" => "none",
+            _ if fold0.contains(rec.framing.as_str()) => "test",
+            _ => "train",
+        };
+        assert_eq!(rec.split, want, "{rec:?}");
+    }
+    // With the held-out split, test prompts are exactly the held-out framings'.
+    let mut held = spec();
+    held.split = Split::ByFraming;
+    let r_held = Experiment::new(&held, &m)?.run_to_end(|_| {})?;
+    for rec in &r_held.prompts {
         let want = match rec.condition.as_str() {
             "neutral" => "none",
             _ if rec.held_out_framing => "test",
@@ -125,6 +139,7 @@ fn bad_specs_get_errors_naming_the_field() {
 
     // All held-out framings observed → the test set has one class.
     let mut s = spec();
+    s.split = Split::ByFraming;
     for f in &mut s.scenario.framings {
         f.held_out = f.condition == Condition::Observed && f.id == "o3";
     }

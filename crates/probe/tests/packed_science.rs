@@ -11,10 +11,11 @@ use hawthorne_probe::{Experiment, ExperimentSpec, Report};
 
 /// Largest allowed difference of a mass-mean probe's test AUROC between the two modes.
 const AUROC_TOL: f64 = 0.01;
-/// The same for logistic probes. Measured: up to 0.0167 (Q8_0) and 0.0156 (Q5_0), both at
-/// `blocks.0`, where the logistic probe is near chance (AUROC ~0.63) and its fit moves with
-/// the smallest change of the activations; 0.0067 for Q4_1; at most 0.008 at every other layer.
-const LOGISTIC_AUROC_TOL: f64 = 0.02;
+/// The same for logistic probes. Measured with the example's leave-framings-out split (four
+/// logistic fits per layer, scores pooled): 0.0071 (Q8_0), 0.0202 (Q4_1) and 0.0047 (Q5_0),
+/// all at `blocks.0`, where the probe is weak (AUROC ~0.72, interval ~[0.44, 0.95]) and its
+/// fits move with the smallest change of the activations; at most 0.003 at every other layer.
+const LOGISTIC_AUROC_TOL: f64 = 0.03;
 /// Largest allowed difference of the compliance gap, overall and per task family.
 const GAP_TOL: f64 = 0.02;
 

@@ -89,6 +89,7 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
                 "by_family" => Split::ByFamily,
                 "random" => Split::Random { test_fraction: 0.25 },
                 "k_fold" => Split::KFold { k: 5 },
+                "leave_framings_out" => Split::recommended(&s.scenario),
                 _ => Split::ByFraming,
             };
             set_spec(s);
@@ -165,6 +166,7 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
         Split::ByFamily => "by_family",
         Split::Random { .. } => "random",
         Split::KFold { .. } => "k_fold",
+        Split::LeaveFramingsOut { .. } => "leave_framings_out",
     };
     let json = state.spec_draft.clone().unwrap_or_else(|| serde_json::to_string_pretty(spec).unwrap_or_default());
     let draft_error = &state.spec_draft_error;
@@ -186,6 +188,7 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
                 <input id="seed" type="number" min="0" value={spec.seed.to_string()} oninput={onseed} />
                 <label for="split">{"Split"}</label>
                 <select id="split" onchange={onsplit}>
+                    <option value="leave_framings_out" selected={split_value == "leave_framings_out"}>{"leave framings out (every framing tested once)"}</option>
                     <option value="by_framing" selected={split_value == "by_framing"}>{"held-out framings"}</option>
                     <option value="by_family" selected={split_value == "by_family"}>{"held-out task families"}</option>
                     <option value="random" selected={split_value == "random"}>{"random 25%"}</option>
