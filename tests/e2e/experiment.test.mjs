@@ -65,6 +65,11 @@ test('the default organism experiment runs in the worker and matches the CLI', {
       assert.ok(have, `page has ${h.hook}`);
       want.forEach((w, i) => assert.ok(Math.abs(w - have[i]) <= 1e-9, `${h.hook}[${i}]: page ${have[i]} vs CLI ${w}`));
     }
+    // The page says how many independent framings stand behind the numbers, as the report does.
+    const units = cli.test_units;
+    assert.ok(units, 'the CLI report counts its test units');
+    const unitsText = await page.textContent('[data-testid=test-units]');
+    assert.ok(unitsText.includes(`${units.negative_framings} observed and ${units.positive_framings} unobserved framings`), unitsText);
     const gap = await page.getAttribute('[data-testid=gap-table] tr[data-group=all]', 'data-compliance-gap');
     assert.ok(Math.abs(Number(gap) - cli.behaviour.all.compliance_gap) <= 1e-9, `gap ${gap} vs CLI ${cli.behaviour.all.compliance_gap}`);
     // The NPY exports hold the same arrays `hawthorne run` wrote next to its report: the same

@@ -50,7 +50,7 @@ pub const LESSONS: &[Lesson] = &[
     },
     Lesson {
         title: "Probes find the cue on held-out framings",
-        text: "A linear probe per layer tries to tell observed from unobserved prompts from the residual stream alone. It is tested on framings it never saw in training (and the organism never saw either), so it must read the concept, not the words. Compare each probe with the shaded band of random directions and the shuffled-label line: a result is only interesting above them.",
+        text: "A linear probe per layer tries to tell observed from unobserved prompts from the residual stream alone. It is tested on framings it never saw in training (and the organism never saw either), so it must read the concept, not the words: the framings are dealt into four folds and each is tested once. Prompts that share a framing are not independent, so the intervals resample whole framings; the sentence under the chart says how many stand behind each number. Compare each probe with the shaded band of random directions and the shuffled-label line: a result is only interesting above them.",
         spec: deceptive,
         run: true,
     },

@@ -11,8 +11,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{spec_err, ProbeError, Result};
 
-/// The spec version this build writes and the newest it reads.
-pub const SPEC_VERSION: u32 = 1;
+/// The spec version this build writes and the newest it reads. Version 2 made
+/// leave-framings-out the split of a spec that names none; a version-1 spec that names none
+/// keeps its meaning (held-out framings).
+pub const SPEC_VERSION: u32 = 2;
 
 /// Whether a framing tells the model it is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -167,15 +169,15 @@ pub enum Split {
 }
 
 impl Default for Split {
+    /// What a version-2 spec that names no split means.
     fn default() -> Self {
-        Split::ByFraming
+        Split::LeaveFramingsOut { k: 4 }
     }
 }
 
 impl Split {
     /// The split new specs get: leave-framings-out with up to 4 folds, so that every framing
     /// is tested once; held-out framings if a condition has fewer than two framings.
-    /// (`Split::default()` stays `ByFraming`, the meaning of a spec that names no split.)
     pub fn recommended(scenario: &Scenario) -> Split {
         let fewest = [Condition::Observed, Condition::Unobserved]
             .map(|c| scenario.framings.iter().filter(|f| f.condition == c).count())
@@ -439,6 +441,8 @@ impl ExperimentSpec {
         struct VersionOnly {
             #[serde(default)]
             version: Option<serde::de::IgnoredAny>,
+            #[serde(default)]
+            split: Option<serde::de::IgnoredAny>,
         }
         #[derive(Deserialize)]
         struct Version {
@@ -454,7 +458,11 @@ impl ExperimentSpec {
         }
         // Parsed straight into the types (not through `serde_json::Value`, whose tree for 4 MiB
         // of small numbers would take tens of MB).
-        let spec: ExperimentSpec = serde_json::from_str(json)?;
+        let mut spec: ExperimentSpec = serde_json::from_str(json)?;
+        if spec.version < 2 && probe.split.is_none() {
+            // Version 1 had held-out framings as its unnamed split.
+            spec.split = Split::ByFraming;
+        }
         spec.validate()?;
         Ok(spec)
     }
@@ -641,6 +649,20 @@ mod tests {
         assert!(e.contains("truncated or corrupt") || e.contains("spec"), "{e}");
         let e = ExperimentSpec::decode("%%%").unwrap_err().to_string();
         assert!(e.contains("base64url"), "{e}");
+    }
+
+    #[test]
+    fn a_version_1_spec_without_a_split_keeps_the_held_out_split() {
+        let mut spec = scenarios::smollm2_default();
+        assert_eq!(spec.split, Split::LeaveFramingsOut { k: 4 });
+        let v2 = spec.to_canonical_json();
+        assert!(!v2.contains("\"split\""), "the default split is not written");
+        assert_eq!(ExperimentSpec::from_json(&v2).unwrap().split, Split::LeaveFramingsOut { k: 4 });
+        spec.version = 1;
+        let v1 = spec.to_canonical_json();
+        assert_eq!(ExperimentSpec::from_json(&v1).unwrap().split, Split::ByFraming);
+        spec.split = Split::KFold { k: 3 };
+        assert_eq!(ExperimentSpec::from_json(&spec.to_canonical_json()).unwrap().split, Split::KFold { k: 3 });
     }
 
     #[test]

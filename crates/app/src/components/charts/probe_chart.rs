@@ -168,6 +168,14 @@ pub fn ProbeChart(props: &ReportProps) -> Html {
                 if report.split.is_empty() { "prompts".to_string() } else { format!("prompts (split {})", kind_label(&report.split)) },
                 n_random,
             )}</p>
+            if let Some(u) = &report.test_units {
+                <p class="muted" data-testid="test-units">{format!(
+                    "Test scores pooled over {} fold(s): {} prompts from {} observed and {} unobserved framings and {} tasks. \
+                     Prompts that share a framing are not independent, so each interval resamples whole framings and tasks: \
+                     {} + {} framings stand behind every number.",
+                    report.n_folds, u.prompts, u.negative_framings, u.positive_framings, u.tasks, u.negative_framings, u.positive_framings
+                )}</p>
+            }
             <canvas ref={canvas.clone()} width={super::common::WIDTH.to_string()} height={HEIGHT.to_string()}
                 role="img" data-testid="probe-chart" aria-label={aria_label(report)} />
             if let Some(e) = error { <p class="error">{format!("Could not draw the chart: {e}")}</p> }
