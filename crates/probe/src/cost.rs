@@ -203,25 +203,28 @@ pub fn estimate(cfg: &Config, spec: &crate::ExperimentSpec, work: &Workload) -> 
     steps += alphas * 2 * steered.div_ceil(batch);
 
     // Probes, per hook and fold: a logistic fit (and one more on shuffled labels), a
-    // mass-mean direction, bootstrap resamples of both, and random directions.
+    // mass-mean direction and random directions scored on the fold's test prompts; then, on
+    // the test scores pooled over folds, cluster-bootstrap resamples of each probe's AUROC
+    // and one AUROC per random direction.
     let max_iter = spec.probes.max_iter;
     let boot = spec.probes.bootstrap as u64;
     let random = spec.baselines.random_directions as u64;
     let fits_per_fold = 1 + u64::from(spec.baselines.shuffled_labels);
     let mut probe_flop = 0.0f64;
     let mut probe_fits = 0u64;
-    let mut resamples = 0u64;
     for &(n_tr, n_te) in &work.folds {
         let fit = (max_iter * EVALS_PER_ITERATION * 4 * n_tr * d) as f64;
         probe_flop += fits_per_fold as f64 * fit;
         probe_fits += fits_per_fold;
         // Standardising and scoring both splits.
         probe_flop += (6 * (n_tr + n_te) * d) as f64;
-        // Each resample sorts the test scores.
-        probe_flop += (2 * boot * 8 * n_te * log2_ceil(n_te)) as f64;
-        probe_flop += (random * (2 * (n_tr + n_te) * d + 8 * n_te * log2_ceil(n_te))) as f64;
-        resamples += 2 * boot + random;
+        probe_flop += (random * 2 * (n_tr + n_te) * d) as f64;
     }
+    let pooled: u64 = work.folds.iter().map(|f| f.1).sum();
+    let sort = 8 * pooled * log2_ceil(pooled);
+    // Each resample draws the pooled prompts' weights and sorts their scores.
+    probe_flop += ((fits_per_fold + 1) * boot * sort + random * sort) as f64;
+    let mut resamples = (fits_per_fold + 1) * boot + random;
     probe_flop *= work.hooks as f64;
     probe_fits *= work.hooks;
     resamples *= work.hooks;
