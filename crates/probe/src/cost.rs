@@ -209,7 +209,10 @@ pub fn estimate(cfg: &Config, spec: &crate::ExperimentSpec, work: &Workload) -> 
     let max_iter = spec.probes.max_iter;
     let boot = spec.probes.bootstrap as u64;
     let random = spec.baselines.random_directions as u64;
-    let fits_per_fold = 1 + u64::from(spec.baselines.shuffled_labels);
+    // The logistic probe, its fit on the train side minus validation framings (to choose a
+    // layer), and the shuffled-label probe.
+    let fits_per_fold = 2 + u64::from(spec.baselines.shuffled_labels);
+    let intervals = 2 + u64::from(spec.baselines.shuffled_labels);
     let mut probe_flop = 0.0f64;
     let mut probe_fits = 0u64;
     for &(n_tr, n_te) in &work.folds {
@@ -223,11 +226,14 @@ pub fn estimate(cfg: &Config, spec: &crate::ExperimentSpec, work: &Workload) -> 
     let pooled: u64 = work.folds.iter().map(|f| f.1).sum();
     let sort = 8 * pooled * log2_ceil(pooled);
     // Each resample draws the pooled prompts' weights and sorts their scores.
-    probe_flop += ((fits_per_fold + 1) * boot * sort + random * sort) as f64;
-    let mut resamples = (fits_per_fold + 1) * boot + random;
+    probe_flop += (intervals * boot * sort + random * sort) as f64;
+    let mut resamples = intervals * boot + random;
     probe_flop *= work.hooks as f64;
     probe_fits *= work.hooks;
     resamples *= work.hooks;
+    // The interval of the probe at the layers chosen on validation.
+    resamples += boot;
+    probe_flop += (boot * sort) as f64;
     steps += work.hooks;
     if work.steering_fit {
         let n_tr = work.folds.first().map_or(0, |f| f.0);

@@ -164,6 +164,24 @@ pub struct Experiment<'m, M: LanguageModel + ?Sized> {
     notes: Vec<String>,
     /// Per probe hook: (mass-mean, logistic) unit directions in raw units, from the first fold.
     directions: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Per fold: its train prompts split into (inner train, validation) for choosing a layer.
+    inner: Vec<Option<(Vec<usize>, Vec<usize>)>>,
+    /// Per probe hook, per fold: the logistic probe's (train accuracy, test scores,
+    /// validation AUROC).
+    fold_logistic: Vec<Vec<(f64, Vec<f64>, f64)>>,
+}
+
+/// The pooled test prompts' labels and the framing and task of each.
+struct PooledTest {
+    labels: Vec<bool>,
+    framings: Vec<usize>,
+    tasks: Vec<usize>,
+}
+
+impl PooledTest {
+    fn view(&self) -> probes::Pooled<'_> {
+        probes::Pooled { labels: &self.labels, framings: &self.framings, tasks: &self.tasks }
+    }
 }
 
 /// Consecutive runs of prompts with the same framing, cut to at most `batch_size` prompts.
@@ -221,6 +239,11 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let hooks = spec.hook_points(cfg.n_layers)?;
         let set = contrast::build(spec, model)?;
         let folds = make_folds(spec, &set)?;
+        let inner = folds
+            .iter()
+            .enumerate()
+            .map(|(fi, f)| crate::split::validation_split(&set, &f.train, sub_seed(spec.seed, &format!("validation/{fi}"))))
+            .collect();
         let n_items = set.items.len();
         let collect_batches = framing_batches(&set, spec.limits.batch_size);
         let exp = Experiment {
@@ -246,6 +269,8 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             pca: None,
             notes: Vec::new(),
             directions: Vec::new(),
+            inner,
+            fold_logistic: Vec::new(),
         };
         let needed_mb = exp.cost().memory_mb;
         if needed_mb > spec.limits.max_memory_mb {
@@ -444,6 +469,48 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         self.folds.iter().flat_map(|f| f.test.iter().copied()).collect()
     }
 
+    fn pooled(&self) -> PooledTest {
+        let test = self.pooled_test();
+        PooledTest {
+            labels: self.labels(&test),
+            framings: test.iter().map(|&i| self.set.items[i].framing).collect(),
+            tasks: test.iter().map(|&i| self.set.items[i].task).collect(),
+        }
+    }
+
+    /// The logistic probe's validation AUROC at probe hook `k` in fold `fi` (NaN without a
+    /// validation split).
+    fn validation_auroc(&self, k: usize, fi: usize, name: &str) -> Result<f64> {
+        let Some((inner, val)) = &self.inner[fi] else { return Ok(f64::NAN) };
+        let x = self.matrix(&self.acts[k], inner);
+        let p = probes::fit_logistic(&x.view(), &self.labels(inner), self.spec.probes.c, self.spec.probes.max_iter, name)?;
+        Ok(crate::metrics::auroc(&p.scores(&self.matrix(&self.acts[k], val).view()), &self.labels(val)))
+    }
+
+    /// In each fold, the first hook with the highest validation AUROC; the test metrics pool
+    /// each fold's test scores at its chosen hook.
+    fn layer_choice(&self) -> Option<report::LayerChoice> {
+        if self.fold_logistic.is_empty() || self.inner.iter().any(Option::is_none) {
+            return None;
+        }
+        let (mut chosen, mut scores, mut acc) = (Vec::new(), Vec::new(), 0.0);
+        for fi in 0..self.folds.len() {
+            let val = |h: usize| self.fold_logistic[h][fi].2;
+            let best = (0..self.fold_logistic.len()).filter(|&h| val(h).is_finite()).fold(None, |b: Option<usize>, h| match b {
+                Some(b) if val(b) >= val(h) => Some(b),
+                _ => Some(h),
+            })?;
+            chosen.push((self.probes[best].hook.clone(), val(best)));
+            acc += self.fold_logistic[best][fi].0;
+            scores.extend(self.fold_logistic[best][fi].1.iter().copied());
+        }
+        let pooled = self.pooled();
+        let seed = sub_seed(self.spec.seed, "bootstrap-chosen-layer");
+        let test = probes::pooled_metrics(acc / self.folds.len() as f64, &scores, pooled.view(), self.spec.probes.bootstrap, seed);
+        let best_on_test = self.probes.iter().map(|h| h.logistic.auroc).filter(|a| a.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+        Some(report::LayerChoice { chosen, test, best_on_test })
+    }
+
     /// Fits the probes and their controls on every fold and scores the pooled test prompts,
     /// so that with leave-framings-out folds each framing is tested exactly once.
     fn step_probes(&mut self) -> Result<Progress> {
@@ -455,6 +522,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let (mut s_lr, mut s_mm, mut s_shuf) = (Vec::new(), Vec::new(), Vec::new());
         let mut s_rand: Vec<Vec<f64>> = vec![Vec::new(); n_random];
         let (mut acc_lr, mut acc_mm, mut acc_shuf) = (0.0, 0.0, 0.0);
+        let mut per_fold = Vec::with_capacity(self.folds.len());
         for (fi, fold) in self.folds.iter().enumerate() {
             let (xtr, xte) = (self.matrix(&self.acts[k], &fold.train), self.matrix(&self.acts[k], &fold.test));
             let ytr = self.labels(&fold.train);
@@ -462,11 +530,13 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             let lr = probes::fit_logistic(&xtr.view(), &ytr, sp.probes.c, sp.probes.max_iter, &name)?;
             let mm = probes::fit_mass_mean(&xtr.view(), &ytr);
             let tr = (&xtr.view(), ytr.as_slice());
-            for (probe, acc, scores) in [(&lr, &mut acc_lr, &mut s_lr), (&mm, &mut acc_mm, &mut s_mm)] {
-                let (a, s) = probes::score_fold(probe, tr, &xte.view());
-                *acc += a;
-                scores.extend(s);
-            }
+            let (a, s) = probes::score_fold(&lr, tr, &xte.view());
+            acc_lr += a;
+            s_lr.extend(s.iter().copied());
+            per_fold.push((a, s, self.validation_auroc(k, fi, &name)?));
+            let (a, s) = probes::score_fold(&mm, tr, &xte.view());
+            acc_mm += a;
+            s_mm.extend(s);
             for (pool, s) in s_rand.iter_mut().zip(probes::random_direction_scores(tr, &xte.view(), n_random, seed("random-directions"))) {
                 pool.extend(s);
             }
@@ -481,15 +551,14 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 self.directions.push((unit(&mm), unit(&lr)));
             }
         }
-        let test = self.pooled_test();
-        let labels = self.labels(&test);
-        let framings: Vec<usize> = test.iter().map(|&i| self.set.items[i].framing).collect();
-        let tasks: Vec<usize> = test.iter().map(|&i| self.set.items[i].task).collect();
-        let pooled = probes::Pooled { labels: &labels, framings: &framings, tasks: &tasks };
+        self.fold_logistic.push(per_fold);
+        let pooled_test = self.pooled();
+        let pooled = pooled_test.view();
+        let labels = &pooled_test.labels;
         let folds = self.folds.len() as f64;
         let seed = |p: &str| sub_seed(sp.seed, &format!("{p}/{name}"));
         let metrics = |acc: f64, scores: &[f64], p: &str| probes::pooled_metrics(acc / folds, scores, pooled, sp.probes.bootstrap, seed(p));
-        let rand_aucs: Vec<f64> = s_rand.iter().map(|s| crate::metrics::auroc(s, &labels)).collect();
+        let rand_aucs: Vec<f64> = s_rand.iter().map(|s| crate::metrics::auroc(s, labels)).collect();
         self.probes.push(HookProbes {
             hook: name.clone(),
             logistic: metrics(acc_lr, &s_lr, "bootstrap-logistic"),
@@ -1030,10 +1099,10 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let sc = &self.spec.scenario;
         let n = self.set.items.len();
         let test_units = {
-            let pooled = self.pooled_test();
-            let at = |get: fn(&crate::contrast::PromptItem) -> usize| pooled.iter().map(|&i| get(&self.set.items[i])).collect::<Vec<_>>();
-            crate::metrics::units(&self.labels(&pooled), &at(|it| it.framing), &at(|it| it.task))
+            let p = self.pooled();
+            crate::metrics::units(&p.labels, &p.framings, &p.tasks)
         };
+        let layer_choice = self.layer_choice();
         let train: std::collections::BTreeSet<usize> = self.folds[0].train.iter().copied().collect();
         let test: std::collections::BTreeSet<usize> = self.folds[0].test.iter().copied().collect();
         let prompts = self
@@ -1085,6 +1154,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             split: self.spec.split.name(),
             n_folds: self.folds.len(),
             test_units: Some(test_units),
+            layer_choice,
             spec: self.spec,
             prompts,
             probes: self.probes,

@@ -58,6 +58,19 @@ pub struct HookProbes {
     pub shuffled_labels: Option<ProbeMetrics>,
 }
 
+/// The layer chosen without looking at the test set: in each fold, the hook whose logistic
+/// probe (fitted on the fold's train framings minus a validation quarter) scores the highest
+/// AUROC on that quarter; the test number pools each fold's test scores at its chosen hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerChoice {
+    /// Per fold: the chosen hook and its validation AUROC.
+    pub chosen: Vec<(String, f64)>,
+    /// The logistic probe's pooled test metrics at the chosen hooks.
+    pub test: ProbeMetrics,
+    /// The highest test AUROC over hooks: what choosing the layer on the test set would report.
+    pub best_on_test: f64,
+}
+
 /// Misaligned rates and the compliance gap for a group of prompts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gap {
@@ -156,6 +169,10 @@ pub struct Report {
     /// framings (negative = observed, positive = unobserved) and tasks they come from.
     #[serde(default)]
     pub test_units: Option<crate::metrics::Units>,
+    /// The probe at the layer chosen on validation framings; `None` when a fold has too few
+    /// framings to spare a validation set, or no probes ran.
+    #[serde(default)]
+    pub layer_choice: Option<LayerChoice>,
     pub prompts: Vec<PromptRecord>,
     pub probes: Vec<HookProbes>,
     pub behaviour: Behaviour,
@@ -241,6 +258,15 @@ impl Report {
                  Prompts sharing a framing or a task are not independent, so the intervals resample whole framings and tasks: \
                  {} + {} framings are the independent units behind each number.\n",
                 self.n_folds, u.prompts, u.negative_framings, u.positive_framings, u.tasks, u.negative_framings, u.positive_framings
+            );
+        }
+        if let Some(c) = &self.layer_choice {
+            let hooks: Vec<String> = c.chosen.iter().map(|(h, v)| format!("`{h}` ({})", f(*v))).collect();
+            let _ = writeln!(
+                s,
+                "Layer chosen on validation framings, never on the test set (per fold, validation AUROC in brackets): {}. \
+                 Test AUROC at the chosen layers: **{} [{}, {}]**. Choosing the best layer on the test set instead would report {}.\n",
+                hooks.join(", "), f(c.test.auroc), f(c.test.auroc_ci[0]), f(c.test.auroc_ci[1]), f(c.best_on_test)
             );
         }
         let _ = writeln!(s, "| hook | logistic AUROC [95% CI] | mass-mean AUROC | best of {} random | shuffled labels |\n|---|---|---|---|---|",

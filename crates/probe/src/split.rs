@@ -129,6 +129,28 @@ pub fn make_folds(spec: &ExperimentSpec, set: &ContrastSet) -> Result<Vec<Fold>>
     Ok(folds)
 }
 
+/// Splits one fold's train prompts into (inner train, validation) for choosing a layer: a
+/// seeded quarter (at least one) of each condition's framings becomes validation. `None` if a
+/// condition has fewer than two framings in the fold's train side, so none can be spared.
+pub fn validation_split(set: &ContrastSet, train: &[usize], seed: u64) -> Option<(Vec<usize>, Vec<usize>)> {
+    let mut validation = BTreeSet::new();
+    for (c, cond) in [Condition::Observed, Condition::Unobserved].into_iter().enumerate() {
+        let framings: Vec<usize> = train
+            .iter()
+            .filter(|&&i| set.items[i].condition == cond)
+            .map(|&i| set.items[i].framing)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if framings.len() < 2 {
+            return None;
+        }
+        validation.extend(quarter(framings, seed.wrapping_add(c as u64)));
+    }
+    let (val, inner): (Vec<usize>, Vec<usize>) = train.iter().partition(|&&i| validation.contains(&set.items[i].framing));
+    Some((inner, val))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +186,12 @@ mod tests {
         let labelled: BTreeSet<usize> =
             (0..spec.scenario.framings.len()).filter(|&f| spec.scenario.framings[f].condition != Condition::Neutral).collect();
         assert_eq!(tested, labelled);
+        // Each fold's validation framings come from its train side only.
+        for (fi, fold) in folds.iter().enumerate() {
+            let (inner, val) = validation_split(&set, &fold.train, fi as u64).expect("enough framings");
+            let fr = |ids: &[usize]| ids.iter().map(|&i| set.items[i].framing).collect::<BTreeSet<_>>();
+            assert!(fr(&val).is_disjoint(&fr(&inner)) && fr(&val).is_disjoint(&fr(&fold.test)));
+            assert_eq!(inner.len() + val.len(), fold.train.len());
+        }
     }
 }

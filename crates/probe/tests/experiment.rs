@@ -111,6 +111,16 @@ fn every_split_runs() -> anyhow::Result<()> {
         assert!(r.probes.iter().all(|h| h.logistic.auroc.is_finite()), "{split:?}");
         let u = r.test_units.expect("every report counts its test units");
         if matches!(split, Split::LeaveFramingsOut { .. }) {
+            // Two train framings per condition per fold: one can be spared for validation.
+            let c = r.layer_choice.as_ref().expect("a layer chosen on validation framings");
+            assert_eq!(c.chosen.len(), r.n_folds);
+            assert!(c.chosen.iter().all(|(h, v)| r.probes.iter().any(|p| &p.hook == h) && v.is_finite()), "{c:?}");
+            assert!(c.test.auroc.is_finite() && c.test.auroc_ci[0] <= c.test.auroc && c.test.auroc <= c.test.auroc_ci[1]);
+            let best = r.probes.iter().map(|p| p.logistic.auroc).fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(c.best_on_test, best);
+            assert!(r.to_markdown().contains("Layer chosen on validation framings"));
+        }
+        if matches!(split, Split::LeaveFramingsOut { .. }) {
             // Every labelled framing is tested exactly once.
             let labelled = s.scenario.framings.iter().filter(|f| f.condition.label().is_some()).count();
             assert_eq!(u.negative_framings + u.positive_framings, labelled);

@@ -176,6 +176,13 @@ pub fn ProbeChart(props: &ReportProps) -> Html {
                     report.n_folds, u.prompts, u.negative_framings, u.positive_framings, u.tasks, u.negative_framings, u.positive_framings
                 )}</p>
             }
+            if let Some(c) = &report.layer_choice {
+                <p class="muted" data-testid="layer-choice">{format!(
+                    "Layer chosen on validation framings, never on the test set: {}. Test AUROC there: {} [{}, {}]; choosing the best layer on the test set would have reported {}.",
+                    c.chosen.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>().join(", "),
+                    fmt3(c.test.auroc), fmt3(c.test.auroc_ci[0]), fmt3(c.test.auroc_ci[1]), fmt3(c.best_on_test)
+                )}</p>
+            }
             <canvas ref={canvas.clone()} width={super::common::WIDTH.to_string()} height={HEIGHT.to_string()}
                 role="img" data-testid="probe-chart" aria-label={aria_label(report)} />
             if let Some(e) = error { <p class="error">{format!("Could not draw the chart: {e}")}</p> }
