@@ -167,8 +167,8 @@ pub struct Experiment<'m, M: LanguageModel + ?Sized> {
     /// Per fold: its train prompts split into (inner train, validation) for choosing a layer.
     inner: Vec<Option<(Vec<usize>, Vec<usize>)>>,
     /// Per probe hook, per fold: the logistic probe's (train accuracy, test scores,
-    /// validation AUROC).
-    fold_logistic: Vec<Vec<(f64, Vec<f64>, f64)>>,
+    /// validation (AUROC, d′)).
+    fold_logistic: Vec<Vec<(f64, Vec<f64>, (f64, f64))>>,
 }
 
 /// The pooled test prompts' labels and the framing and task of each.
@@ -479,12 +479,14 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
     }
 
     /// The logistic probe's validation AUROC at probe hook `k` in fold `fi` (NaN without a
-    /// validation split).
-    fn validation_auroc(&self, k: usize, fi: usize, name: &str) -> Result<f64> {
-        let Some((inner, val)) = &self.inner[fi] else { return Ok(f64::NAN) };
+    /// validation split) and the classes' separation d′ there, which breaks ties: a few
+    /// validation framings often give AUROC 1.0 at several layers.
+    fn validation_auroc(&self, k: usize, fi: usize, name: &str) -> Result<(f64, f64)> {
+        let Some((inner, val)) = &self.inner[fi] else { return Ok((f64::NAN, f64::NAN)) };
         let x = self.matrix(&self.acts[k], inner);
         let p = probes::fit_logistic(&x.view(), &self.labels(inner), self.spec.probes.c, self.spec.probes.max_iter, name)?;
-        Ok(crate::metrics::auroc(&p.scores(&self.matrix(&self.acts[k], val).view()), &self.labels(val)))
+        let (scores, labels) = (p.scores(&self.matrix(&self.acts[k], val).view()), self.labels(val));
+        Ok((crate::metrics::auroc(&scores, &labels), crate::metrics::separation(&scores, &labels)))
     }
 
     /// In each fold, the first hook with the highest validation AUROC; the test metrics pool
@@ -496,11 +498,13 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let (mut chosen, mut scores, mut acc) = (Vec::new(), Vec::new(), 0.0);
         for fi in 0..self.folds.len() {
             let val = |h: usize| self.fold_logistic[h][fi].2;
-            let best = (0..self.fold_logistic.len()).filter(|&h| val(h).is_finite()).fold(None, |b: Option<usize>, h| match b {
-                Some(b) if val(b) >= val(h) => Some(b),
+            // Highest validation AUROC, then highest d′ (NaN d′ counts as lowest), then earliest.
+            let key = |h: usize| (val(h).0, if val(h).1.is_nan() { f64::NEG_INFINITY } else { val(h).1 });
+            let best = (0..self.fold_logistic.len()).filter(|&h| val(h).0.is_finite()).fold(None, |b: Option<usize>, h| match b {
+                Some(b) if key(b).partial_cmp(&key(h)) != Some(std::cmp::Ordering::Less) => Some(b),
                 _ => Some(h),
             })?;
-            chosen.push((self.probes[best].hook.clone(), val(best)));
+            chosen.push((self.probes[best].hook.clone(), val(best).0));
             acc += self.fold_logistic[best][fi].0;
             scores.extend(self.fold_logistic[best][fi].1.iter().copied());
         }

@@ -153,6 +153,22 @@ pub fn auroc_ci_clustered(scores: &[f64], labels: &[bool], framings: &[usize], t
     percentile_interval(vals)
 }
 
+/// The classes' separation d′: (mean of positives − mean of negatives) over the root mean of
+/// their variances; 0 if either class is empty, infinite if both are constant and apart.
+pub fn separation(scores: &[f64], labels: &[bool]) -> f64 {
+    let class = |want: bool| -> (f64, f64, usize) {
+        let v: Vec<f64> = scores.iter().zip(labels).filter(|(_, l)| **l == want).map(|(s, _)| *s).collect();
+        let n = v.len().max(1) as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        (mean, v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n, v.len())
+    };
+    let ((mp, vp, np), (mn, vn, nn)) = (class(true), class(false));
+    if np == 0 || nn == 0 {
+        return 0.0;
+    }
+    (mp - mn) / ((vp + vn) / 2.0).sqrt()
+}
+
 /// True-positive rate at the strictest threshold whose false-positive rate is ≤ `fpr`.
 /// With fewer than 1/fpr negatives this means no false positives at all.
 pub fn tpr_at_fpr(scores: &[f64], labels: &[bool], fpr: f64) -> f64 {
@@ -239,6 +255,15 @@ mod tests {
         let l = [false, false, false, true, true, true];
         let [lo, hi] = auroc_ci_clustered(&s, &l, &[0, 0, 0, 1, 1, 1], &[0, 1, 2, 0, 1, 2], 100, 1);
         assert_eq!([lo, hi], [1.0, 1.0]);
+    }
+
+    #[test]
+    fn separation_grows_with_the_gap_between_classes() {
+        let l = [false, false, true, true];
+        let near = separation(&[0.0, 1.0, 1.0, 2.0], &l);
+        let far = separation(&[0.0, 1.0, 5.0, 6.0], &l);
+        assert!(far > near && near > 0.0);
+        assert_eq!(separation(&[1.0, 2.0], &[true, true]), 0.0);
     }
 
     #[test]

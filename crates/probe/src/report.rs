@@ -60,7 +60,8 @@ pub struct HookProbes {
 
 /// The layer chosen without looking at the test set: in each fold, the hook whose logistic
 /// probe (fitted on the fold's train framings minus a validation quarter) scores the highest
-/// AUROC on that quarter; the test number pools each fold's test scores at its chosen hook.
+/// AUROC on that quarter (ties broken by the classes' separation d′, then the earlier hook);
+/// the test number pools each fold's test scores at its chosen hook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerChoice {
     /// Per fold: the chosen hook and its validation AUROC.
