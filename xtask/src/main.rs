@@ -219,6 +219,8 @@ fn python_example(root: &Path) -> Result<()> {
 fn test(root: &Path) -> Result<()> {
     setup::all(root, setup::Needs::Everything)?;
     run(cargo().args(["test", "--workspace", "--exclude", "hawthorne-app"]).env("RAYON_NUM_THREADS", "1"))?;
+    // Benchmarks and examples are not run here, but they must keep compiling against the API.
+    run(cargo().args(["check", "--workspace", "--exclude", "hawthorne-app", "--benches", "--examples"]))?;
     run(cargo()
         .args(["test", "--release", "--target", "wasm32-unknown-unknown", "-p", "hawthorne-model", "--test", "wasm"])
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", setup::wasm_bindgen_test_runner_bin())
