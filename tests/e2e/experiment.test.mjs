@@ -70,6 +70,14 @@ test('the default organism experiment runs in the worker and matches the CLI', {
     assert.ok(units, 'the CLI report counts its test units');
     const unitsText = await page.textContent('[data-testid=test-units]');
     assert.ok(unitsText.includes(`${units.negative_framings} observed and ${units.positive_framings} unobserved framings`), unitsText);
+    // The verdict, its controls and the permutation test: the page reaches the CLI's.
+    assert.ok(cli.controls, 'the CLI report has controls');
+    const verdict = await page.textContent('[data-testid=verdict]');
+    assert.ok(verdict.includes(cli.controls.verdict.text.replaceAll('`', '')), `${verdict} vs CLI ${cli.controls.verdict.text}`);
+    for (const c of cli.controls.lexical) {
+      const cell = await page.textContent(`[data-testid=controls-table] tr[data-control=${c.name}] td`);
+      assert.ok(cell.startsWith(c.metrics.auroc.toFixed(3)), `${c.name}: ${cell} vs CLI ${c.metrics.auroc}`);
+    }
     const gap = await page.getAttribute('[data-testid=gap-table] tr[data-group=all]', 'data-compliance-gap');
     assert.ok(Math.abs(Number(gap) - cli.behaviour.all.compliance_gap) <= 1e-9, `gap ${gap} vs CLI ${cli.behaviour.all.compliance_gap}`);
     // The NPY exports hold the same arrays `hawthorne run` wrote next to its report: the same

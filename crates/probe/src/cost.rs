@@ -209,9 +209,8 @@ pub fn estimate(cfg: &Config, spec: &crate::ExperimentSpec, work: &Workload) -> 
     let max_iter = spec.probes.max_iter;
     let boot = spec.probes.bootstrap as u64;
     let random = spec.baselines.random_directions as u64;
-    // The logistic probe, its fit on the train side minus validation framings (to choose a
-    // layer), and the shuffled-label probe.
-    let fits_per_fold = 2 + u64::from(spec.baselines.shuffled_labels);
+    // The logistic probe and the shuffled-label probe.
+    let fits_per_fold = 1 + u64::from(spec.baselines.shuffled_labels);
     let intervals = 2 + u64::from(spec.baselines.shuffled_labels);
     let mut probe_flop = 0.0f64;
     let mut probe_fits = 0u64;
@@ -231,10 +230,29 @@ pub fn estimate(cfg: &Config, spec: &crate::ExperimentSpec, work: &Workload) -> 
     probe_flop *= work.hooks as f64;
     probe_fits *= work.hooks;
     resamples *= work.hooks;
-    // The interval of the probe at the layers chosen on validation.
-    resamples += boot;
-    probe_flop += (boot * sort) as f64;
     steps += work.hooks;
+
+    // Controls, per hook and fold, for the true labels and each permutation: the selected
+    // probe fitted without the validation framings and scored on them, and (when the hook
+    // beats the best so far) refitted on the whole train side and scored on the test
+    // prompts; random directions scored on validation. Then the pooled AUROC of every
+    // labelling, and intervals for the chosen layer, the random control and two lexical
+    // controls.
+    let labellings = 1 + spec.baselines.permutations as u64;
+    let logistic = spec.probes.select == crate::spec::DirectionKind::Logistic;
+    let mut control_flop = 0.0f64;
+    for &(n_tr, n_te) in &work.folds {
+        let fit = if logistic { (max_iter * EVALS_PER_ITERATION * 4 * n_tr * d) as f64 } else { (3 * n_tr * d) as f64 };
+        control_flop += labellings as f64 * (2.0 * fit + (4 * (n_tr + n_te) * d) as f64);
+        if logistic {
+            probe_fits += 2 * labellings * work.hooks;
+        }
+        control_flop += (random * 2 * n_tr * d + 6 * n_tr * d) as f64;
+    }
+    probe_flop += control_flop * work.hooks as f64 + (labellings * sort) as f64;
+    resamples += 4 * boot;
+    probe_flop += (4 * boot * sort) as f64;
+    steps += work.hooks + 1;
     if work.steering_fit {
         let n_tr = work.folds.first().map_or(0, |f| f.0);
         probe_flop += (max_iter * EVALS_PER_ITERATION * 4 * n_tr * d) as f64;

@@ -8,6 +8,7 @@ pub mod contrast;
 pub mod cost;
 pub mod error;
 pub mod experiment;
+pub mod lexical;
 pub mod metrics;
 pub mod probes;
 pub mod report;

@@ -64,12 +64,116 @@ pub struct HookProbes {
 /// the test number pools each fold's test scores at its chosen hook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerChoice {
+    /// The probe kind (`probes.select`): `mass_mean` or `logistic`.
+    #[serde(default = "logistic_name")]
+    pub probe: String,
     /// Per fold: the chosen hook and its validation AUROC.
     pub chosen: Vec<(String, f64)>,
-    /// The logistic probe's pooled test metrics at the chosen hooks.
+    /// The probe's pooled test metrics at the chosen hooks.
     pub test: ProbeMetrics,
     /// The highest test AUROC over hooks: what choosing the layer on the test set would report.
     pub best_on_test: f64,
+}
+
+fn logistic_name() -> String {
+    "logistic".into()
+}
+
+impl LayerChoice {
+    /// The hook chosen in most folds and in how many: ("blocks.2", 3).
+    pub fn usual_hook(&self) -> (String, usize) {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for (h, _) in &self.chosen {
+            *counts.entry(h.as_str()).or_default() += 1;
+        }
+        // Most folds first; among equals, the hook chosen first.
+        let first = |h: &str| self.chosen.iter().position(|(c, _)| c == h).unwrap_or(usize::MAX);
+        counts
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(first(b.0).cmp(&first(a.0))))
+            .map_or((String::new(), 0), |(h, n)| (h.to_string(), n))
+    }
+}
+
+/// A control set beside the selected probe, scored on the same pooled test prompts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlResult {
+    /// `tfidf`, `length`, `hook_embed` or `random`.
+    pub name: String,
+    pub label: String,
+    pub metrics: ProbeMetrics,
+}
+
+/// The selected-probe pipeline repeated with the framings' conditions permuted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Permutation {
+    /// Permutations run.
+    pub n: usize,
+    /// (1 + permutations reaching the observed AUROC) / (1 + n).
+    pub p_value: f64,
+    /// The pipeline's test AUROC under the true labels.
+    pub observed: f64,
+    pub null_mean: f64,
+    pub null_p95: f64,
+}
+
+/// Whether the run is evidence that the model represents the condition, and why (not).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub evidence: bool,
+    /// The control that explains the result, when one does (`tfidf`, `length`, `hook_embed`,
+    /// `random`, `permutation`, `chance`, `no_validation`).
+    pub explained_by: Option<String>,
+    /// One line for people.
+    pub text: String,
+}
+
+/// Controls selected the same way as the probe, the permutation test and the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Controls {
+    pub lexical: Vec<ControlResult>,
+    pub random: Option<ControlResult>,
+    pub permutation: Option<Permutation>,
+    pub verdict: Verdict,
+}
+
+/// The verdict: *evidence* only when the probe at the layer chosen on validation beats every
+/// lexical control and the random direction beyond its interval (their AUROC below the
+/// probe's lower bound) and the permutation test gives p < 0.05. Otherwise the first control
+/// that explains the result is named.
+pub fn verdict(choice: Option<&LayerChoice>, lexical: &[ControlResult], random: Option<&ControlResult>, permutation: Option<&Permutation>) -> Verdict {
+    let no = |by: &str, text: String| Verdict { evidence: false, explained_by: Some(by.into()), text };
+    let Some(c) = choice else {
+        return no("no_validation", "No verdict: the split leaves no validation framings to choose a layer on, so no probe claim can be made; use leave-framings-out with at least 2 framings per fold.".into());
+    };
+    let probe = if c.probe == "logistic" { "logistic probe" } else { "mass-mean (difference-of-means) probe" };
+    let (hook, n) = c.usual_hook();
+    let [lo, hi] = c.test.auroc_ci;
+    let claim = format!("the {probe} at `{hook}` (chosen on validation in {n} of {} folds) reaches AUROC {} [{}, {}]", c.chosen.len(), f(c.test.auroc), f(lo), f(hi));
+    let best_lexical = lexical.iter().filter(|l| l.metrics.auroc.is_finite()).max_by(|a, b| a.metrics.auroc.total_cmp(&b.metrics.auroc));
+    if lo.is_nan() || lo <= 0.5 {
+        return no("chance", format!("No evidence: {claim}; its interval reaches chance (0.5)."));
+    }
+    if let Some(l) = best_lexical.filter(|l| l.metrics.auroc >= lo) {
+        return no(&l.name, format!("No evidence beyond the words: {claim}, but the {} reaches {}, inside that interval.", l.label, f(l.metrics.auroc)));
+    }
+    if let Some(r) = random.filter(|r| r.metrics.auroc >= lo) {
+        return no("random", format!("No evidence: {claim}, but a random direction chosen the same way reaches {}, inside that interval.", f(r.metrics.auroc)));
+    }
+    let Some(p) = permutation else {
+        return no("permutation", format!("No verdict: {claim}, but no permutation test ran (`baselines.permutations` is 0)."));
+    };
+    let perm = format!("p = {} over {} framing permutations", fmt_p(p.p_value), p.n);
+    if p.p_value >= 0.05 {
+        return no("permutation", format!("No evidence: {claim}, but the permutation test gives {perm} (permuted labels reach {} on average).", f(p.null_mean)));
+    }
+    let against = best_lexical.map_or(String::new(), |l| format!(", above the best lexical control ({}, {})", l.label, f(l.metrics.auroc)));
+    let rand = random.map_or(String::new(), |r| format!(" and a random direction chosen the same way ({})", f(r.metrics.auroc)));
+    Verdict { evidence: true, explained_by: None, text: format!("Evidence: {claim}{against}{rand}; {perm}.") }
+}
+
+fn fmt_p(p: f64) -> String {
+    if p < 0.001 { format!("{p:.1e}") } else { format!("{p:.3}") }
 }
 
 /// Misaligned rates and the compliance gap for a group of prompts.
@@ -174,6 +278,10 @@ pub struct Report {
     /// framings to spare a validation set, or no probes ran.
     #[serde(default)]
     pub layer_choice: Option<LayerChoice>,
+    /// Lexical and random controls selected like the probe, the permutation test and the
+    /// verdict; `None` in reports from before they existed.
+    #[serde(default)]
+    pub controls: Option<Controls>,
     pub prompts: Vec<PromptRecord>,
     pub probes: Vec<HookProbes>,
     pub behaviour: Behaviour,
@@ -261,14 +369,36 @@ impl Report {
                 self.n_folds, u.prompts, u.negative_framings, u.positive_framings, u.tasks, u.negative_framings, u.positive_framings
             );
         }
+        if let Some(c) = &self.controls {
+            let _ = writeln!(s, "**Verdict.** {}\n", c.verdict.text);
+        }
         if let Some(c) = &self.layer_choice {
             let hooks: Vec<String> = c.chosen.iter().map(|(h, v)| format!("`{h}` ({})", f(*v))).collect();
             let _ = writeln!(
                 s,
-                "Layer chosen on validation framings, never on the test set (per fold, validation AUROC in brackets): {}. \
+                "Layer chosen on validation framings, never on the test set, for the {} probe (per fold, validation AUROC in brackets): {}. \
                  Test AUROC at the chosen layers: **{} [{}, {}]**. Choosing the best layer on the test set instead would report {}.\n",
-                hooks.join(", "), f(c.test.auroc), f(c.test.auroc_ci[0]), f(c.test.auroc_ci[1]), f(c.best_on_test)
+                c.probe.replace('_', "-"), hooks.join(", "), f(c.test.auroc), f(c.test.auroc_ci[0]), f(c.test.auroc_ci[1]), f(c.best_on_test)
             );
+        }
+        if let Some(c) = &self.controls {
+            let _ = writeln!(s, "| control (same pooled test prompts) | AUROC [95% CI] |\n|---|---|");
+            if let Some(l) = &self.layer_choice {
+                let _ = writeln!(s, "| **{} probe, layer chosen on validation** | **{} [{}, {}]** |", l.probe.replace('_', "-"), f(l.test.auroc), f(l.test.auroc_ci[0]), f(l.test.auroc_ci[1]));
+            }
+            for r in c.lexical.iter().chain(c.random.as_ref()) {
+                let m = &r.metrics;
+                let _ = writeln!(s, "| {} | {} [{}, {}] |", r.label, f(m.auroc), f(m.auroc_ci[0]), f(m.auroc_ci[1]));
+            }
+            if let Some(p) = &c.permutation {
+                let _ = writeln!(
+                    s,
+                    "\nPermutation test: the whole pipeline (fit per fold, layer chosen on validation, pooled test AUROC) rerun with the framings' \
+                     conditions permuted {} times: null mean {}, 95th percentile {}; p = {}.",
+                    p.n, f(p.null_mean), f(p.null_p95), fmt_p(p.p_value)
+                );
+            }
+            let _ = writeln!(s);
         }
         let _ = writeln!(s, "| hook | logistic AUROC [95% CI] | mass-mean AUROC | best of {} random | shuffled labels |\n|---|---|---|---|---|",
             self.probes.first().and_then(|h| h.random_directions.as_ref()).map_or(0, |r| r.n));
@@ -356,5 +486,37 @@ mod tests {
         assert_eq!((10 + hlen) % 64, 0);
         assert_eq!(b.len(), 10 + hlen + 24);
         assert!(String::from_utf8_lossy(&b[10..10 + hlen]).contains("'shape': (2, 3)"));
+    }
+
+    fn metrics(auroc: f64, ci: [f64; 2]) -> ProbeMetrics {
+        ProbeMetrics { train_accuracy: 1.0, test_accuracy: 0.5, auroc, auroc_ci: ci, tpr_at_1pct_fpr: 0.0 }
+    }
+
+    fn control(name: &str, auroc: f64) -> ControlResult {
+        ControlResult { name: name.into(), label: name.into(), metrics: metrics(auroc, [auroc - 0.1, auroc + 0.1]) }
+    }
+
+    #[test]
+    fn the_verdict_names_the_control_that_explains_the_result() {
+        let choice = |auroc: f64, lo: f64| LayerChoice {
+            probe: "mass_mean".into(),
+            chosen: vec![("blocks.2".into(), 1.0), ("blocks.2".into(), 0.9), ("blocks.1".into(), 0.9)],
+            test: metrics(auroc, [lo, 1.0]),
+            best_on_test: auroc,
+        };
+        let perm = |p: f64| Permutation { n: 200, p_value: p, observed: 0.9, null_mean: 0.5, null_p95: 0.7 };
+        let lexical = [control("tfidf", 0.6), control("length", 0.55)];
+        let rand = control("random", 0.6);
+        let v = verdict(Some(&choice(0.9, 0.8)), &lexical, Some(&rand), Some(&perm(0.005)));
+        assert!(v.evidence && v.explained_by.is_none(), "{v:?}");
+        assert!(v.text.contains("`blocks.2` (chosen on validation in 2 of 3 folds)") && v.text.contains("p = 0.005"), "{}", v.text);
+        // A lexical control inside the probe's interval explains it, whatever the p-value.
+        let words = [control("tfidf", 0.85), control("length", 0.55)];
+        assert_eq!(verdict(Some(&choice(0.9, 0.8)), &words, Some(&rand), Some(&perm(0.005))).explained_by.as_deref(), Some("tfidf"));
+        assert_eq!(verdict(Some(&choice(0.9, 0.8)), &lexical, Some(&control("random", 0.82)), Some(&perm(0.005))).explained_by.as_deref(), Some("random"));
+        assert_eq!(verdict(Some(&choice(0.9, 0.8)), &lexical, Some(&rand), Some(&perm(0.2))).explained_by.as_deref(), Some("permutation"));
+        assert_eq!(verdict(Some(&choice(0.9, 0.8)), &lexical, Some(&rand), None).explained_by.as_deref(), Some("permutation"));
+        assert_eq!(verdict(Some(&choice(0.6, 0.45)), &lexical, Some(&rand), Some(&perm(0.005))).explained_by.as_deref(), Some("chance"));
+        assert_eq!(verdict(None, &lexical, Some(&rand), Some(&perm(0.005))).explained_by.as_deref(), Some("no_validation"));
     }
 }

@@ -218,11 +218,16 @@ pub struct ProbeSpec {
     pub max_iter: u64,
     /// Bootstrap resamples for the AUROC confidence interval.
     pub bootstrap: usize,
+    /// The probe whose layer is chosen on validation framings, whose controls are selected
+    /// the same way, and whose claim the verdict states. Difference of means by default, as
+    /// in the published evaluation-awareness probes, and cheap enough to refit for every
+    /// label permutation.
+    pub select: DirectionKind,
 }
 
 impl Default for ProbeSpec {
     fn default() -> Self {
-        ProbeSpec { c: 1.0, max_iter: 200, bootstrap: 200 }
+        ProbeSpec { c: 1.0, max_iter: 200, bootstrap: 200, select: DirectionKind::MassMean }
     }
 }
 
@@ -234,11 +239,18 @@ pub struct BaselineSpec {
     pub random_directions: usize,
     /// Train a probe on shuffled labels.
     pub shuffled_labels: bool,
+    /// Repeats of the whole selected-probe pipeline (fit per fold, layer chosen on
+    /// validation, pooled test AUROC) with the framings' conditions permuted; their AUROCs
+    /// give the permutation p-value. 0 turns the test off.
+    pub permutations: usize,
+    /// Lexical controls: a TF-IDF logistic regression on the prompt text and the prompt's
+    /// length in tokens (the `hook_embed` probe is a third, when that hook is probed).
+    pub lexical: bool,
 }
 
 impl Default for BaselineSpec {
     fn default() -> Self {
-        BaselineSpec { random_directions: 100, shuffled_labels: true }
+        BaselineSpec { random_directions: 100, shuffled_labels: true, permutations: 200, lexical: true }
     }
 }
 
@@ -349,6 +361,7 @@ pub const FIELD_RANGES: &[(&str, u64, u64)] = &[
     ("probes.max_iter", 1, 10_000),
     ("probes.bootstrap", 0, 10_000),
     ("baselines.random_directions", 0, 10_000),
+    ("baselines.permutations", 0, 10_000),
     ("behaviour.continuations", 0, 64),
     ("behaviour.max_tokens", 1, 256),
     ("patching.pairs", 1, 64),
@@ -402,6 +415,12 @@ pub struct ExperimentSpec {
     pub pca: PcaSpec,
     #[serde(default, skip_serializing_if = "is_default")]
     pub limits: Limits,
+}
+
+/// `n` choose `k`, saturating (only compared against small thresholds).
+fn binomial(n: usize, k: usize) -> u64 {
+    let k = k.min(n - k.min(n));
+    (0..k as u64).fold(1u64, |acc, i| acc.saturating_mul(n as u64 - i) / (i + 1))
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -463,6 +482,10 @@ impl ExperimentSpec {
             // Version 1 had held-out framings as its unnamed split.
             spec.split = Split::ByFraming;
         }
+        if spec.version < 2 {
+            // Version 1 had no permutation test; its links keep their running time.
+            spec.baselines.permutations = 0;
+        }
         spec.validate()?;
         Ok(spec)
     }
@@ -520,6 +543,7 @@ impl ExperimentSpec {
             ("probes.max_iter", self.probes.max_iter),
             ("probes.bootstrap", n(self.probes.bootstrap)),
             ("baselines.random_directions", n(self.baselines.random_directions)),
+            ("baselines.permutations", n(self.baselines.permutations)),
             ("behaviour.continuations", n(self.behaviour.continuations)),
             ("behaviour.max_tokens", n(self.behaviour.max_tokens)),
             ("patching.pairs", n(self.patching.pairs)),
@@ -620,6 +644,19 @@ impl ExperimentSpec {
             }
             _ => {}
         }
+        if self.baselines.permutations > 0 {
+            let count = |c: Condition| self.scenario.framings.iter().filter(|f| f.condition == c).count();
+            let (neg, pos) = (count(Condition::Observed), count(Condition::Unobserved));
+            let labellings = binomial(neg + pos, pos);
+            if labellings < 20 {
+                return Err(spec_err(
+                    "baselines.permutations",
+                    format!(
+                        "{neg} observed + {pos} unobserved framings allow only {labellings} distinct labellings, so a permutation p-value could not fall below 0.05; add framings or set it to 0"
+                    ),
+                ));
+            }
+        }
         if self.steering.alphas.iter().any(|a| !a.is_finite() || a.abs() > 100.0) {
             return Err(spec_err("steering.alphas", "every α must be a finite number with |α| ≤ 100"));
         }
@@ -698,6 +735,7 @@ mod tests {
                     "patching.layer_stride" => spec.patching.layer_stride = v,
                     "steering.layer" => spec.steering.layer = Some(v),
                     "steering.max_prompts" => spec.steering.max_prompts = v,
+                    "baselines.permutations" => spec.baselines.permutations = v,
                     "steering.alphas (count)" => spec.steering.alphas = vec![0.0; v],
                     "limits.max_memory_mb" => spec.limits.max_memory_mb = bad,
                     "limits.batch_size" => spec.limits.batch_size = v,

@@ -99,6 +99,33 @@ fn report_has_every_section() -> anyhow::Result<()> {
 }
 
 #[test]
+fn controls_repeat_the_selected_pipeline_under_permuted_framings() -> anyhow::Result<()> {
+    let m = model();
+    let mut s = spec();
+    s.baselines.permutations = 30;
+    let r = Experiment::new(&s, &m)?.run_to_end(|_| {})?;
+    let choice = r.layer_choice.as_ref().expect("leave-framings-out spares validation framings");
+    assert_eq!(choice.probe, "mass_mean");
+    let c = r.controls.as_ref().expect("controls ran");
+    let names: Vec<&str> = c.lexical.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["tfidf", "length", "hook_embed"]);
+    let p = c.permutation.as_ref().expect("permutation test ran");
+    assert_eq!(p.n, 30);
+    // The statistic the permutations are compared with is the reported chosen-layer AUROC.
+    assert_eq!(p.observed, choice.test.auroc);
+    assert!(p.p_value > 0.0 && p.p_value <= 1.0 && (p.p_value * 31.0 - (p.p_value * 31.0).round()).abs() < 1e-9);
+    assert!(!c.verdict.text.is_empty());
+    assert!(r.to_markdown().contains("**Verdict.**"));
+    // Too few framings for a permutation test is refused before running, naming the field.
+    let mut tiny = spec();
+    tiny.scenario.framings.retain(|f| f.id != "o3" && f.id != "u3");
+    tiny.split = Split::ByFraming;
+    let e = ExperimentSpec::from_json(&serde_json::to_string(&tiny)?).expect_err("2 + 2 framings give 6 labellings");
+    assert!(e.to_string().contains("baselines.permutations"), "{e}");
+    Ok(())
+}
+
+#[test]
 fn every_split_runs() -> anyhow::Result<()> {
     let m = model();
     for split in [Split::ByFamily, Split::Random { test_fraction: 0.3 }, Split::KFold { k: 3 }, Split::LeaveFramingsOut { k: 3 }] {
@@ -116,7 +143,7 @@ fn every_split_runs() -> anyhow::Result<()> {
             assert_eq!(c.chosen.len(), r.n_folds);
             assert!(c.chosen.iter().all(|(h, v)| r.probes.iter().any(|p| &p.hook == h) && v.is_finite()), "{c:?}");
             assert!(c.test.auroc.is_finite() && c.test.auroc_ci[0] <= c.test.auroc && c.test.auroc <= c.test.auroc_ci[1]);
-            let best = r.probes.iter().map(|p| p.logistic.auroc).fold(f64::NEG_INFINITY, f64::max);
+            let best = r.probes.iter().map(|p| p.mass_mean.auroc).fold(f64::NEG_INFINITY, f64::max);
             assert_eq!(c.best_on_test, best);
             assert!(r.to_markdown().contains("Layer chosen on validation framings"));
         }

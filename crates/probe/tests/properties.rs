@@ -54,6 +54,7 @@ prop_compose! {
         max_iter in 1u64..60,
         bootstrap in 0usize..30,
         (random_directions, shuffled) in (0usize..12, any::<bool>()),
+        (permutations, select_logistic, lexical) in (0usize..6, any::<bool>(), any::<bool>()),
         (continuations, max_tokens) in (0usize..3, 1usize..6),
         (patching, pairs, positions, stride) in (any::<bool>(), 1usize..4, 1usize..6, 1usize..5),
         (steering, layer, alphas, direction, max_prompts) in (any::<bool>(), proptest::option::of(0usize..8), proptest::collection::vec(-4.0f64..4.0, 0..4), any::<bool>(), 1usize..10),
@@ -76,6 +77,9 @@ prop_compose! {
         s.probes.bootstrap = bootstrap;
         s.baselines.random_directions = random_directions;
         s.baselines.shuffled_labels = shuffled;
+        s.baselines.permutations = permutations;
+        s.baselines.lexical = lexical;
+        s.probes.select = if select_logistic { DirectionKind::Logistic } else { DirectionKind::MassMean };
         s.behaviour.continuations = continuations;
         s.behaviour.max_tokens = max_tokens;
         s.patching.enabled = patching;

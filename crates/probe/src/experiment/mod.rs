@@ -6,6 +6,7 @@
 
 mod collect;
 mod continuations;
+mod controls;
 mod lens;
 mod patching;
 mod pca;
@@ -35,6 +36,7 @@ use crate::spec::{Condition, DirectionKind, ExperimentSpec, Readout};
 use crate::split::{make_folds, sub_seed, Fold};
 
 use collect::{framing_batches, shared_prefix_len};
+use controls::ControlState;
 use patching::PatchState;
 use steering::SteerState;
 
@@ -44,6 +46,7 @@ use steering::SteerState;
 pub enum Stage {
     Collect,
     Probes,
+    Controls,
     LogitLens,
     Continuations,
     Patching,
@@ -57,6 +60,7 @@ impl Stage {
         match self {
             Stage::Collect => "recording activations",
             Stage::Probes => "training probes",
+            Stage::Controls => "controls and permutation test",
             Stage::LogitLens => "logit lens",
             Stage::Continuations => "greedy continuations",
             Stage::Patching => "activation patching",
@@ -94,9 +98,6 @@ pub struct Exports {
     pub logistic_npy: Vec<u8>,
 }
 
-/// One fold's logistic probe at one hook: (train accuracy, test scores, validation (AUROC, d′)).
-type FoldFit = (f64, Vec<f64>, (f64, f64));
-
 /// An experiment in progress.
 #[derive(Debug)]
 pub struct Experiment<'m, M: LanguageModel + ?Sized> {
@@ -129,9 +130,8 @@ pub struct Experiment<'m, M: LanguageModel + ?Sized> {
     directions: Vec<(Vec<f32>, Vec<f32>)>,
     /// Per fold: its train prompts split into (inner train, validation) for choosing a layer.
     inner: Vec<Option<(Vec<usize>, Vec<usize>)>>,
-    /// Per probe hook, per fold: the logistic probe's (train accuracy, test scores,
-    /// validation (AUROC, d′)).
-    fold_logistic: Vec<Vec<FoldFit>>,
+    /// The selected probe's pipeline under true and permuted labels, and the controls.
+    controls: ControlState,
 }
 
 pub(super) fn dev() -> Device {
@@ -196,7 +196,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             notes: Vec::new(),
             directions: Vec::new(),
             inner,
-            fold_logistic: Vec::new(),
+            controls: ControlState::default(),
         };
         let needed_mb = exp.cost().memory_mb;
         if needed_mb > spec.limits.max_memory_mb {
@@ -283,6 +283,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         match self.stage {
             Stage::Collect => self.step_collect(),
             Stage::Probes => self.step_probes(),
+            Stage::Controls => self.step_controls(),
             Stage::LogitLens => self.step_lens(),
             Stage::Continuations => self.step_continuation(),
             Stage::Patching => self.step_patching(),
@@ -418,6 +419,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             n_folds: self.folds.len(),
             test_units: Some(test_units),
             layer_choice,
+            controls: self.controls.result.clone(),
             spec: self.spec,
             prompts,
             probes: self.probes,

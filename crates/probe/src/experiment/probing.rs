@@ -11,7 +11,7 @@ pub(super) struct PooledTest {
 }
 
 impl PooledTest {
-    fn view(&self) -> probes::Pooled<'_> {
+    pub(super) fn view(&self) -> probes::Pooled<'_> {
         probes::Pooled { labels: &self.labels, framings: &self.framings, tasks: &self.tasks }
     }
 }
@@ -31,43 +31,6 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         }
     }
 
-    /// The logistic probe's validation AUROC at probe hook `k` in fold `fi` (NaN without a
-    /// validation split) and the classes' separation d′ there, which breaks ties: a few
-    /// validation framings often give AUROC 1.0 at several layers.
-    pub(super) fn validation_auroc(&self, k: usize, fi: usize, name: &str) -> Result<(f64, f64)> {
-        let Some((inner, val)) = &self.inner[fi] else { return Ok((f64::NAN, f64::NAN)) };
-        let x = self.matrix(&self.acts[k], inner);
-        let p = probes::fit_logistic(&x.view(), &self.labels(inner), self.spec.probes.c, self.spec.probes.max_iter, name)?;
-        let (scores, labels) = (p.scores(&self.matrix(&self.acts[k], val).view()), self.labels(val));
-        Ok((crate::metrics::auroc(&scores, &labels), crate::metrics::separation(&scores, &labels)))
-    }
-
-    /// In each fold, the first hook with the highest validation AUROC; the test metrics pool
-    /// each fold's test scores at its chosen hook.
-    pub(super) fn layer_choice(&self) -> Option<report::LayerChoice> {
-        if self.fold_logistic.is_empty() || self.inner.iter().any(Option::is_none) {
-            return None;
-        }
-        let (mut chosen, mut scores, mut acc) = (Vec::new(), Vec::new(), 0.0);
-        for fi in 0..self.folds.len() {
-            let val = |h: usize| self.fold_logistic[h][fi].2;
-            // Highest validation AUROC, then highest d′ (NaN d′ counts as lowest), then earliest.
-            let key = |h: usize| (val(h).0, if val(h).1.is_nan() { f64::NEG_INFINITY } else { val(h).1 });
-            let best = (0..self.fold_logistic.len()).filter(|&h| val(h).0.is_finite()).fold(None, |b: Option<usize>, h| match b {
-                Some(b) if key(b).partial_cmp(&key(h)) != Some(std::cmp::Ordering::Less) => Some(b),
-                _ => Some(h),
-            })?;
-            chosen.push((self.probes[best].hook.clone(), val(best).0));
-            acc += self.fold_logistic[best][fi].0;
-            scores.extend(self.fold_logistic[best][fi].1.iter().copied());
-        }
-        let pooled = self.pooled();
-        let seed = sub_seed(self.spec.seed, "bootstrap-chosen-layer");
-        let test = probes::pooled_metrics(acc / self.folds.len() as f64, &scores, pooled.view(), self.spec.probes.bootstrap, seed);
-        let best_on_test = self.probes.iter().map(|h| h.logistic.auroc).filter(|a| a.is_finite()).fold(f64::NEG_INFINITY, f64::max);
-        Some(report::LayerChoice { chosen, test, best_on_test })
-    }
-
     /// Fits the probes and their controls on every fold and scores the pooled test prompts,
     /// so that with leave-framings-out folds each framing is tested exactly once.
     pub(super) fn step_probes(&mut self) -> Result<Progress> {
@@ -79,7 +42,6 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let (mut s_lr, mut s_mm, mut s_shuf) = (Vec::new(), Vec::new(), Vec::new());
         let mut s_rand: Vec<Vec<f64>> = vec![Vec::new(); n_random];
         let (mut acc_lr, mut acc_mm, mut acc_shuf) = (0.0, 0.0, 0.0);
-        let mut per_fold = Vec::with_capacity(self.folds.len());
         for (fi, fold) in self.folds.iter().enumerate() {
             let (xtr, xte) = (self.matrix(&self.acts[k], &fold.train), self.matrix(&self.acts[k], &fold.test));
             let ytr = self.labels(&fold.train);
@@ -89,8 +51,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             let tr = (&xtr.view(), ytr.as_slice());
             let (a, s) = probes::score_fold(&lr, tr, &xte.view());
             acc_lr += a;
-            s_lr.extend(s.iter().copied());
-            per_fold.push((a, s, self.validation_auroc(k, fi, &name)?));
+            s_lr.extend(s);
             let (a, s) = probes::score_fold(&mm, tr, &xte.view());
             acc_mm += a;
             s_mm.extend(s);
@@ -108,7 +69,6 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 self.directions.push((unit(&mm), unit(&lr)));
             }
         }
-        self.fold_logistic.push(per_fold);
         let pooled_test = self.pooled();
         let pooled = pooled_test.view();
         let labels = &pooled_test.labels;
@@ -126,7 +86,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         self.cursor += 1;
         let p = Progress { stage: Stage::Probes, done: self.cursor, total: self.hooks.len() };
         if self.cursor >= self.hooks.len() {
-            self.advance(Stage::LogitLens);
+            self.advance(Stage::Controls);
         }
         Ok(p)
     }

@@ -176,12 +176,42 @@ pub fn ProbeChart(props: &ReportProps) -> Html {
                     report.n_folds, u.prompts, u.negative_framings, u.positive_framings, u.tasks, u.negative_framings, u.positive_framings
                 )}</p>
             }
+            if let Some(c) = &report.controls {
+                <p class={classes!("verdict", if c.verdict.evidence { "evidence" } else { "no-evidence" })} data-testid="verdict">
+                    <strong>{"Verdict. "}</strong>{c.verdict.text.replace('`', "")}
+                </p>
+            }
             if let Some(c) = &report.layer_choice {
                 <p class="muted" data-testid="layer-choice">{format!(
-                    "Layer chosen on validation framings, never on the test set: {}. Test AUROC there: {} [{}, {}]; choosing the best layer on the test set would have reported {}.",
+                    "Layer chosen on validation framings, never on the test set, for the {} probe: {}. Test AUROC there: {} [{}, {}]; choosing the best layer on the test set would have reported {}.",
+                    c.probe.replace('_', "-"),
                     c.chosen.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>().join(", "),
                     fmt3(c.test.auroc), fmt3(c.test.auroc_ci[0]), fmt3(c.test.auroc_ci[1]), fmt3(c.best_on_test)
                 )}</p>
+            }
+            if let Some(c) = &report.controls {
+                <details open=true>
+                    <summary>{"Controls on the same test prompts"}</summary>
+                    <table data-testid="controls-table">
+                        <thead><tr><th scope="col">{"control"}</th><th scope="col">{"AUROC [95% CI]"}</th></tr></thead>
+                        <tbody>
+                            if let Some(l) = &report.layer_choice {
+                                <tr><th scope="row">{format!("{} probe, layer chosen on validation", l.probe.replace('_', "-"))}</th>
+                                    <td>{format!("{} [{}, {}]", fmt3(l.test.auroc), fmt3(l.test.auroc_ci[0]), fmt3(l.test.auroc_ci[1]))}</td></tr>
+                            }
+                            { for c.lexical.iter().chain(c.random.as_ref()).map(|r| html! {
+                                <tr data-control={r.name.clone()}><th scope="row">{&r.label}</th>
+                                    <td>{format!("{} [{}, {}]", fmt3(r.metrics.auroc), fmt3(r.metrics.auroc_ci[0]), fmt3(r.metrics.auroc_ci[1]))}</td></tr>
+                            }) }
+                        </tbody>
+                    </table>
+                    if let Some(p) = &c.permutation {
+                        <p class="muted" data-testid="permutation">{format!(
+                            "Permutation test: the whole pipeline rerun with the framings' conditions permuted {} times; permuted labels reach {} on average (95th percentile {}); p = {}.",
+                            p.n, fmt3(p.null_mean), fmt3(p.null_p95), if p.p_value < 0.001 { format!("{:.1e}", p.p_value) } else { format!("{:.3}", p.p_value) }
+                        )}</p>
+                    }
+                </details>
             }
             <canvas ref={canvas.clone()} width={super::common::WIDTH.to_string()} height={HEIGHT.to_string()}
                 role="img" data-testid="probe-chart" aria-label={aria_label(report)} />
