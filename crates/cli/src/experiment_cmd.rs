@@ -97,7 +97,7 @@ pub fn run(
     match backend {
         Backend::Candle => {
             let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
-            drive(&spec, &model, &model_path, load_ms, out, quiet, None, budget_s)
+            drive(&spec, &model, &model_path, load_ms, out, quiet, None, budget_s).map(drop)
         }
         Backend::Ort => {
             let ort = hawthorne_onnx::OrtModel::new(model).context("starting the ONNX Runtime backend")?;
@@ -107,7 +107,7 @@ pub fn run(
                 hawthorne_onnx::runtime::ORT_VERSION,
                 model_path.display()
             );
-            drive(&spec, &ort, &model_path, load_ms, out, quiet, Some(note), budget_s)
+            drive(&spec, &ort, &model_path, load_ms, out, quiet, Some(note), budget_s).map(drop)
         }
     }
 }
@@ -124,7 +124,7 @@ fn drive<M: LanguageModel>(
     quiet: bool,
     note: Option<String>,
     budget_s: Option<f64>,
-) -> Result<()> {
+) -> Result<hawthorne_probe::Report> {
     let t_all = Instant::now();
     let mut exp = Experiment::new(spec, model)?;
     let prepare_ms = t_all.elapsed().as_secs_f64() * 1e3;
@@ -207,6 +207,43 @@ fn drive<M: LanguageModel>(
     if let Some(c) = &report.controls {
         println!("{}", c.verdict.text.replace('`', ""));
     }
+    Ok(report)
+}
+
+/// `hawthorne study SPEC --model A --model B … --out DIR`: the spec on each model in turn (each
+/// model's full report in `DIR/<model>/`), then `study.json`, `study.md` and `study.svg`.
+pub fn study(spec_arg: &str, models: &[String], out: &Path, quiet: bool, compute: Option<ComputeMode>, budget_s: Option<f64>) -> Result<()> {
+    if models.is_empty() {
+        bail!("name at least one model with --model (a known id such as smollm2-135m-instruct, or a GGUF path)");
+    }
+    let spec = read_spec(spec_arg)?;
+    let mut rows = Vec::new();
+    for (i, m) in models.iter().enumerate() {
+        let path = resolve_model(m, Some(Path::new(spec_arg)))?;
+        let name = if KNOWN_MODELS.iter().any(|(k, _)| k == m) {
+            m.clone()
+        } else {
+            path.file_stem().map_or_else(|| format!("model-{i}"), |s| s.to_string_lossy().into_owned())
+        };
+        let mut s = spec.clone();
+        s.model.id = name.clone();
+        s.model.sha256 = None;
+        if let Some(mode) = compute {
+            s.model.compute = mode;
+        }
+        eprintln!("[{}/{}] {name}", i + 1, models.len());
+        let t_load = Instant::now();
+        let model = load_model(&path, s.model.compute)?;
+        let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
+        let report = drive(&s, &model, &path, load_ms, &out.join(&name), quiet, None, budget_s).with_context(|| format!("running the study on {name}"))?;
+        rows.push(hawthorne_probe::study::StudyRow::from_report(&name, &report));
+    }
+    let study = hawthorne_probe::study::Study::new(spec.hash(), rows);
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("study.json"), serde_json::to_string_pretty(&study)?)?;
+    std::fs::write(out.join("study.md"), study.to_markdown())?;
+    crate::study_chart::write_svg(&study, &out.join("study.svg"))?;
+    println!("study of {} model(s) in {}", study.rows.len(), out.display());
     Ok(())
 }
 
@@ -241,8 +278,9 @@ pub fn spec_cmd(action: &str, arg: &str, model: Option<&Path>, json: bool, compu
         "example" => {
             let spec = match arg {
                 "smollm2" => hawthorne_probe::scenarios::smollm2_default(),
+                "study-smollm2" => hawthorne_probe::scenarios::study_smollm2(),
                 "organism-deceptive" | "organism-control" => organism_spec(arg)?,
-                other => bail!("no built-in example `{other}`; known: organism-deceptive, organism-control, smollm2"),
+                other => bail!("no built-in example `{other}`; known: organism-deceptive, organism-control, smollm2, study-smollm2"),
             };
             println!("{}", serde_json::to_string_pretty(&spec)?);
         }
@@ -295,12 +333,7 @@ pub fn organism_spec(model: &str) -> Result<ExperimentSpec> {
         (Cue::Neutral, Condition::Neutral, 1, 0),
     ] {
         for (pool, n, held_out) in [(Pool::Train, n_train, false), (Pool::HeldOut, n_held, true)] {
-            framings.extend(corpus.framings(cue, pool).take(n).map(|f| Framing {
-                id: f.id.clone(),
-                condition: cond,
-                text: f.text.clone(),
-                held_out,
-            }));
+            framings.extend(corpus.framings(cue, pool).take(n).map(|f| Framing::new(f.id.clone(), cond, f.text.clone(), held_out)));
         }
     }
     let mut tasks = Vec::new();

@@ -1,6 +1,7 @@
 //! The native `hawthorne` command: experiments, chat generation, activation caching to NPY, ONNX export, and the model organisms.
 
 mod experiment_cmd;
+mod study_chart;
 mod onnx_cmd;
 
 use std::io::Write;
@@ -46,6 +47,25 @@ enum Command {
         #[arg(long, default_value_t = hawthorne_probe::cost::DEFAULT_BUDGET_S)]
         max_cost: f64,
         /// Run even when the estimate is above `--max-cost`.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Run one spec on several models and write a comparison: `study.json`, a markdown table
+    /// (`study.md`) with the published small-model numbers beside it, and a chart of AUROC
+    /// against relative depth (`study.svg`); each model's full report goes to `OUT/<model>/`.
+    Study {
+        spec: String,
+        /// A known model id or a GGUF path; repeat for each model.
+        #[arg(long = "model", required = true)]
+        models: Vec<String>,
+        #[arg(long, default_value = "study")]
+        out: PathBuf,
+        #[arg(long)]
+        quiet: bool,
+        /// Refuse a model's run estimated above this many seconds on a slow laptop.
+        #[arg(long, default_value_t = hawthorne_probe::cost::DEFAULT_BUDGET_S)]
+        max_cost: f64,
+        /// Run even when an estimate is above `--max-cost`.
         #[arg(long)]
         yes: bool,
     },
@@ -125,6 +145,9 @@ fn main() -> Result<()> {
             experiment_cmd::run(&spec, &out, model.as_deref(), quiet, backend, cli.compute, budget)?
         }
         Command::ExportOnnx(args) => onnx_cmd::export(&args)?,
+        Command::Study { spec, models, out, quiet, max_cost, yes } => {
+            experiment_cmd::study(&spec, &models, &out, quiet, cli.compute, (!yes).then_some(max_cost))?;
+        }
         Command::Spec { action, input, model, json } => {
             experiment_cmd::spec_cmd(&action, &input, model.as_deref(), json, cli.compute)?
         }

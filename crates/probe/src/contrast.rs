@@ -1,4 +1,5 @@
-//! Contrast sets: framings × tasks → tokenized prompts with condition, framing, family and
+//! Contrast sets: framings × tasks (a framing may name the one task family it crosses, and wrap
+//! the task in a user-turn template) → tokenized prompts with condition, framing, family and
 //! readout positions, plus the first tokens that score each task's behaviour.
 
 use crate::backend::LanguageModel;
@@ -43,7 +44,7 @@ fn rfind(hay: &[u32], needle: &[u32]) -> Option<usize> {
     (0..=hay.len() - needle.len()).rev().find(|&i| &hay[i..i + needle.len()] == needle)
 }
 
-/// Builds every (framing, task) prompt, framings in spec order, tasks inside.
+/// Builds every (framing, task) prompt the framings cross, framings in spec order, tasks inside.
 pub fn build<M: LanguageModel + ?Sized>(spec: &ExperimentSpec, model: &M) -> Result<ContrastSet> {
     let sc = &spec.scenario;
     let mut aligned_token = Vec::with_capacity(sc.tasks.len());
@@ -70,8 +71,8 @@ pub fn build<M: LanguageModel + ?Sized>(spec: &ExperimentSpec, model: &M) -> Res
     let max = spec.limits.max_prompt_tokens.min(model.config().n_ctx);
     let mut items = Vec::with_capacity(sc.framings.len() * sc.tasks.len());
     for (fi, f) in sc.framings.iter().enumerate() {
-        for (ti, t) in sc.tasks.iter().enumerate() {
-            let tokens = model.chat_tokens(&f.text, &t.text).map_err(|e| {
+        for (ti, t) in sc.tasks.iter().enumerate().filter(|(_, t)| f.crosses(t)) {
+            let tokens = model.chat_tokens(&f.text, &f.user_text(t)).map_err(|e| {
                 spec_err(format!("scenario.framings[{fi}]"), format!("with task `{}`: {e}", t.id))
             })?;
             if tokens.len() > max {

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod contrast;
 pub mod cost;
 pub mod error;
+pub mod eval_awareness;
 pub mod experiment;
 pub mod lexical;
 pub mod metrics;
@@ -15,6 +16,7 @@ pub mod report;
 pub mod scenarios;
 pub mod spec;
 pub mod split;
+pub mod study;
 
 pub use backend::LanguageModel;
 pub use cost::CostEstimate;

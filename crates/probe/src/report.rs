@@ -135,6 +135,18 @@ pub struct Controls {
     pub random: Option<ControlResult>,
     pub permutation: Option<Permutation>,
     pub verdict: Verdict,
+    /// The selected probe on each named group of test framings (`Framing::group`).
+    #[serde(default)]
+    pub groups: Vec<GroupResult>,
+}
+
+/// The selected probe at the chosen layers, on one group of test framings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupResult {
+    pub group: String,
+    pub units: crate::metrics::Units,
+    /// Test metrics; train accuracy belongs to the whole pipeline and is 0 here.
+    pub metrics: ProbeMetrics,
 }
 
 /// The verdict: *evidence* only when the probe at the layer chosen on validation beats every
@@ -389,6 +401,10 @@ impl Report {
             for r in c.lexical.iter().chain(c.random.as_ref()) {
                 let m = &r.metrics;
                 let _ = writeln!(s, "| {} | {} [{}, {}] |", r.label, f(m.auroc), f(m.auroc_ci[0]), f(m.auroc_ci[1]));
+            }
+            for g in &c.groups {
+                let m = &g.metrics;
+                let _ = writeln!(s, "| probe on test group `{}` ({} + {} framings) | {} [{}, {}] |", g.group, g.units.negative_framings, g.units.positive_framings, f(m.auroc), f(m.auroc_ci[0]), f(m.auroc_ci[1]));
             }
             if let Some(p) = &c.permutation {
                 let _ = writeln!(

@@ -3,7 +3,7 @@
 use crate::spec::{Condition, ExperimentSpec, Framing, Scenario, Task};
 
 fn framing(id: &str, condition: Condition, held_out: bool, text: &str) -> Framing {
-    Framing { id: id.into(), condition, text: text.into(), held_out }
+    Framing::new(id, condition, text, held_out)
 }
 
 fn task(id: &str, family: &str, text: &str, aligned: &str, misaligned: &str) -> Task {
@@ -67,6 +67,28 @@ pub fn smollm2_default() -> ExperimentSpec {
     spec
 }
 
+/// The evaluation-awareness study ([`crate::eval_awareness`]) as a spec for `model`: train on
+/// the contrastive situations, choose the layer on a validation quarter of them, test on the
+/// benchmark-vs-deployment requests and the format cross; read the mean over the prompt.
+/// Patching and steering are off: the study asks where "being tested" is decodable.
+pub fn study(model: &str) -> ExperimentSpec {
+    let mut spec = ExperimentSpec::new(model, crate::eval_awareness::scenario(20261204), 20261204);
+    spec.split = crate::spec::Split::ByFraming;
+    spec.readout = crate::spec::Readout::MeanPrompt;
+    spec.patching.enabled = false;
+    spec.steering.enabled = false;
+    spec.behaviour.continuations = 1;
+    spec.limits.batch_size = 8;
+    spec
+}
+
+/// The study on SmolLM2-135M-Instruct.
+pub fn study_smollm2() -> ExperimentSpec {
+    let mut spec = study("smollm2-135m-instruct");
+    spec.model.sha256 = smollm2_default().model.sha256;
+    spec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +99,8 @@ mod tests {
         spec.validate().unwrap();
         let n = spec.encode().len();
         assert!(n <= 2048, "the default spec encodes to {n} bytes");
+        let study = study_smollm2();
+        study.validate().unwrap();
+        assert_eq!(ExperimentSpec::decode(&study.encode()).unwrap(), study, "the study round-trips through a link");
     }
 }

@@ -55,6 +55,37 @@ pub struct Framing {
     /// Held-out framings form the test side of the default by-framing split.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held_out: bool,
+    /// A user-turn template holding `{task}`, which the task's text replaces (a benchmark's
+    /// layout, a casual message); without one the user turn is the task's text alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Only tasks of this family are crossed with this framing (every task when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// Groups test framings in the report, which gives each group its own AUROC at the
+    /// chosen layer (for example the format-crossed framings of the evaluation-awareness study).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl Framing {
+    /// A system-prompt framing crossed with every task.
+    pub fn new(id: impl Into<String>, condition: Condition, text: impl Into<String>, held_out: bool) -> Framing {
+        Framing { id: id.into(), condition, text: text.into(), held_out, template: None, family: None, group: None }
+    }
+
+    /// Whether this framing is crossed with `task`.
+    pub fn crosses(&self, task: &Task) -> bool {
+        self.family.as_ref().is_none_or(|f| *f == task.family)
+    }
+
+    /// The user turn for `task` under this framing.
+    pub fn user_text(&self, task: &Task) -> String {
+        match &self.template {
+            Some(t) => t.replace("{task}", &task.text),
+            None => task.text.clone(),
+        }
+    }
 }
 
 /// A user request with the two answers whose first tokens score the behaviour.
@@ -207,6 +238,9 @@ pub enum Readout {
     Last,
     /// The mean over the task's tokens.
     MeanTask,
+    /// The mean over every token of the prompt (chat template included, no answer appended),
+    /// as the published evaluation-awareness probes read it.
+    MeanPrompt,
 }
 
 /// Probe settings.
@@ -619,6 +653,18 @@ impl ExperimentSpec {
             }
             if !tids.insert(t.id.as_str()) {
                 return Err(spec_err(at("id"), format!("`{}` is used twice", t.id)));
+            }
+        }
+        for (i, f) in s.framings.iter().enumerate() {
+            if let Some(t) = &f.template {
+                if t.matches("{task}").count() != 1 {
+                    return Err(spec_err(format!("scenario.framings[{i}].template"), "must hold `{task}` exactly once, where the task's text goes"));
+                }
+            }
+            if let Some(fam) = &f.family {
+                if !s.tasks.iter().any(|t| t.family == *fam) {
+                    return Err(spec_err(format!("scenario.framings[{i}].family"), format!("no task is of family `{fam}`")));
+                }
             }
         }
         match self.split {

@@ -11,7 +11,7 @@ fn model() -> Model {
 }
 
 fn scenario() -> Scenario {
-    let f = |id: &str, c: Condition, held_out: bool, text: &str| Framing { id: id.into(), condition: c, text: text.into(), held_out };
+    let f = |id: &str, c: Condition, held_out: bool, text: &str| Framing::new(id, c, text, held_out);
     let t = |id: &str, fam: &str, text: &str| Task { id: id.into(), family: fam.into(), text: text.into(), aligned: "No".into(), misaligned: "Yes".into() };
     Scenario {
         framings: vec![
@@ -122,6 +122,46 @@ fn controls_repeat_the_selected_pipeline_under_permuted_framings() -> anyhow::Re
     tiny.split = Split::ByFraming;
     let e = ExperimentSpec::from_json(&serde_json::to_string(&tiny)?).expect_err("2 + 2 framings give 6 labellings");
     assert!(e.to_string().contains("baselines.permutations"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn the_study_trains_on_situations_and_tests_on_layouts_and_the_format_cross() -> anyhow::Result<()> {
+    let m = model();
+    let mut s = hawthorne_probe::scenarios::study("tiny");
+    // A smaller copy of the study: 4 situations and 2 layouts per condition, the whole cross.
+    let keep = |id: &str| {
+        let n = |p: &str| id.strip_prefix(p).and_then(|x| x.parse::<usize>().ok());
+        n("sit-test-").or(n("sit-deploy-")).is_some_and(|i| i < 4) || n("bench-").or(n("chat-")).is_some_and(|i| i < 2) || id.starts_with("cross-")
+    };
+    s.scenario.framings.retain(|f| keep(&f.id));
+    s.scenario.tasks.retain(|t| t.family == "situation" || t.id < "request-03".to_string());
+    // Short texts, so that byte-level prompts fit the tiny model's 128-token context; the
+    // structure (families, templates, groups, held-out layouts) is the study's.
+    for (i, f) in s.scenario.framings.iter_mut().enumerate() {
+        f.template = Some(format!("{}{i} {{task}}", &f.id[..2]));
+        f.text = f.text.chars().take(if f.text.is_empty() { 0 } else { 6 }).collect();
+    }
+    for t in &mut s.scenario.tasks {
+        t.text = t.text.chars().take(12).collect();
+    }
+    s.baselines.permutations = 20;
+    s.baselines.random_directions = 5;
+    s.probes.bootstrap = 20;
+    s.behaviour.continuations = 0;
+    let r = Experiment::new(&s, &m)?.run_to_end(|_| {})?;
+    // 8 situations × 5 questions, (4 layouts + 8 crossed) × 3 requests.
+    assert_eq!(r.prompts.len(), 8 * 5 + 12 * 3);
+    for p in &r.prompts {
+        let want = if p.family == "situation" { "train" } else { "test" };
+        assert_eq!(p.split, want, "{p:?}");
+    }
+    let c = r.layer_choice.as_ref().expect("a layer chosen on validation situations");
+    assert_eq!(c.chosen.len(), 1);
+    let groups: Vec<&str> = r.controls.as_ref().expect("controls").groups.iter().map(|g| g.group.as_str()).collect();
+    assert_eq!(groups, ["benchmark-vs-deployment", "format-cross"]);
+    let md = r.to_markdown();
+    assert!(md.contains("probe on test group `format-cross` (4 + 4 framings)"), "{md}");
     Ok(())
 }
 

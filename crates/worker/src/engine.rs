@@ -337,7 +337,7 @@ mod tests {
         engine.load_bytes(&bytes)?;
         assert!(matches!(engine.export(ArrayKind::Activations), Err(WorkerError::NoExports)));
 
-        let f = |id: &str, condition, held_out, text: &str| Framing { id: id.into(), condition, text: text.into(), held_out };
+        let f = |id: &str, condition, held_out, text: &str| Framing::new(id, condition, text, held_out);
         let task = |id: &str| Task { id: id.into(), family: "f".into(), text: format!("Do {id}?"), aligned: "No".into(), misaligned: "Yes".into() };
         let scenario = Scenario {
             framings: vec![

@@ -53,7 +53,7 @@ fn summary(spec: &ExperimentSpec) -> String {
         count(Condition::Neutral),
         held,
         spec.scenario.tasks.len(),
-        f.len() * spec.scenario.tasks.len()
+        f.iter().map(|x| spec.scenario.tasks.iter().filter(|t| x.crosses(t)).count()).sum::<usize>()
     )
 }
 

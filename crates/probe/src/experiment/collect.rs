@@ -47,7 +47,8 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             final_block: if last_only { FinalBlock::LastOnly } else { FinalBlock::Auto },
             ..RunOptions::default()
         };
-        let shared = if fast { shared_prefix_len(items) } else { 0 };
+        // The mean over the whole prompt needs every position, the shared prefix's too.
+        let shared = if fast && readout != Readout::MeanPrompt { shared_prefix_len(items) } else { 0 };
         let out = if shared > 0 {
             let suffixes: Vec<Vec<u32>> = items.iter().map(|i| i.tokens[shared..].to_vec()).collect();
             self.model.forward_after_prefix(&items[0].tokens[..shared], &suffixes, &opts)?
@@ -69,6 +70,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                         let (s, e) = item.task_span;
                         row.narrow(0, s - shared, e - s)?.mean(0)?
                     }
+                    Readout::MeanPrompt => row.narrow(0, 0, item.tokens.len())?.mean(0)?,
                 };
                 let v: Vec<f32> = v.to_vec1()?;
                 if v.len() != d {

@@ -9,7 +9,7 @@
 use super::*;
 use crate::lexical;
 use crate::metrics::{auroc, separation};
-use crate::report::{ControlResult, Controls, Permutation};
+use crate::report::{ControlResult, Controls, GroupResult, Permutation};
 
 /// Per labelling and fold: the hook chosen so far and what the run needs from it.
 #[derive(Debug, Clone)]
@@ -194,10 +194,11 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         Some(report::LayerChoice { probe: direction_name(select).into(), chosen, test, best_on_test })
     }
 
-    /// The prompt text a lexical control reads: the framing, then the task.
+    /// The prompt text a lexical control reads: the system framing, then the user turn.
     fn prompt_text(&self, i: usize) -> String {
         let it = &self.set.items[i];
-        format!("{}\n{}", self.spec.scenario.framings[it.framing].text, self.spec.scenario.tasks[it.task].text)
+        let f = &self.spec.scenario.framings[it.framing];
+        format!("{}\n{}", f.text, f.user_text(&self.spec.scenario.tasks[it.task]))
     }
 
     fn finish_controls(&self) -> Result<Controls> {
@@ -257,7 +258,44 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         });
         let choice = self.layer_choice();
         let verdict = report::verdict(choice.as_ref(), &lexical, random.as_ref(), permutation.as_ref());
-        Ok(Controls { lexical, random, permutation, verdict })
+        let groups = self.group_results();
+        Ok(Controls { lexical, random, permutation, verdict, groups })
+    }
+}
+
+impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
+    /// The selected probe at the chosen layers, on each named group of test framings alone.
+    fn group_results(&self) -> Vec<GroupResult> {
+        let Some(per_fold) = self.controls.best.first() else { return Vec::new() };
+        let Some(scores) = per_fold.iter().map(|b| b.as_ref().map(|b| b.test_scores.clone())).collect::<Option<Vec<_>>>() else {
+            return Vec::new();
+        };
+        let scores = scores.concat();
+        let test = self.pooled_test();
+        let fr = &self.spec.scenario.framings;
+        let names: std::collections::BTreeSet<&str> = test.iter().filter_map(|&i| fr[self.set.items[i].framing].group.as_deref()).collect();
+        // A group whose test prompts are all of one condition has no AUROC: it is left out.
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let rows: Vec<usize> = (0..test.len()).filter(|&r| fr[self.set.items[test[r]].framing].group.as_deref() == Some(name)).collect();
+                let items: Vec<usize> = rows.iter().map(|&r| test[r]).collect();
+                let labels = self.labels(&items);
+                let framings: Vec<usize> = items.iter().map(|&i| self.set.items[i].framing).collect();
+                let tasks: Vec<usize> = items.iter().map(|&i| self.set.items[i].task).collect();
+                if labels.iter().all(|&l| l == labels[0]) {
+                    return None;
+                }
+                let s: Vec<f64> = rows.iter().map(|&r| scores[r]).collect();
+                let seed = sub_seed(self.spec.seed, &format!("bootstrap-group/{name}"));
+                let pooled = probes::Pooled { labels: &labels, framings: &framings, tasks: &tasks };
+                Some(GroupResult {
+                    group: name.to_string(),
+                    units: crate::metrics::units(&labels, &framings, &tasks),
+                    metrics: probes::pooled_metrics(0.0, &s, pooled, self.spec.probes.bootstrap, seed),
+                })
+            })
+            .collect()
     }
 }
 

@@ -3,16 +3,19 @@
 use super::*;
 
 impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
-    /// (observed item, unobserved item) pairs: same task, the j-th framing of each pool.
+    /// (observed item, unobserved item) pairs: same task, the j-th framing of each pool (for
+    /// tasks both framings cross).
     pub(super) fn pairs(&self) -> Vec<(usize, usize)> {
         let fr = &self.spec.scenario.framings;
         let pool = |c: Condition| (0..fr.len()).filter(|&f| fr[f].condition == c).collect::<Vec<_>>();
         let (obs, unobs) = (pool(Condition::Observed), pool(Condition::Unobserved));
-        let n_tasks = self.spec.scenario.tasks.len();
+        let index: BTreeMap<(usize, usize), usize> = self.set.items.iter().enumerate().map(|(i, it)| ((it.framing, it.task), i)).collect();
         let mut out = Vec::new();
-        for (fo, fu) in obs.iter().zip(&unobs) {
-            for t in 0..n_tasks {
-                out.push((fo * n_tasks + t, fu * n_tasks + t));
+        for (&fo, &fu) in obs.iter().zip(&unobs) {
+            for t in 0..self.spec.scenario.tasks.len() {
+                if let (Some(&o), Some(&u)) = (index.get(&(fo, t)), index.get(&(fu, t))) {
+                    out.push((o, u));
+                }
             }
         }
         out

@@ -203,6 +203,10 @@ pub fn ProbeChart(props: &ReportProps) -> Html {
                                 <tr data-control={r.name.clone()}><th scope="row">{&r.label}</th>
                                     <td>{format!("{} [{}, {}]", fmt3(r.metrics.auroc), fmt3(r.metrics.auroc_ci[0]), fmt3(r.metrics.auroc_ci[1]))}</td></tr>
                             }) }
+                            { for c.groups.iter().map(|g| html! {
+                                <tr data-group={g.group.clone()}><th scope="row">{format!("probe on test group {} ({} + {} framings)", g.group, g.units.negative_framings, g.units.positive_framings)}</th>
+                                    <td>{format!("{} [{}, {}]", fmt3(g.metrics.auroc), fmt3(g.metrics.auroc_ci[0]), fmt3(g.metrics.auroc_ci[1]))}</td></tr>
+                            }) }
                         </tbody>
                     </table>
                     if let Some(p) = &c.permutation {
