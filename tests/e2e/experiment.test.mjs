@@ -160,9 +160,13 @@ test('a lesson link opens its explanation and runs its experiment', { timeout: 3
     const href = await page.getAttribute('[data-testid=lesson-link-4]', 'href');
     await page.goto(BASE + '/' + href);
     await page.waitForSelector('[data-testid=lesson][data-lesson="4"]');
-    assert.match(await page.textContent('[data-testid=lesson]'), /no fork, no signal/);
+    assert.match(await page.textContent('[data-testid=lesson]'), /the concept or the words/);
     await page.waitForSelector('[data-testid=run-done]', { timeout: 300_000 });
-    assert.match(await page.textContent('[data-testid=spec-summary]'), /organism-control/);
+    assert.match(await page.textContent('[data-testid=spec-summary]'), /organism-deceptive/);
+    // Split at random, the test prompts share their words with the training prompts: the
+    // verdict names the TF-IDF control.
+    assert.match(await page.textContent('[data-testid=verdict]'), /No evidence beyond the words/);
+    assert.match(await page.textContent('[data-testid=controls-table] tr[data-control=tfidf] td'), /^1\.000/);
     await screenshot(page, 'lesson-4.png');
   } finally {
     await ctx.close();

@@ -30,6 +30,12 @@ pub fn control() -> ExperimentSpec {
     parse(include_str!("../../../examples/organism-control.json"))
 }
 
+/// The deceptive organism with a random split (examples/organism-words.json): every framing
+/// on both sides, so the words alone tell the conditions apart.
+pub fn words() -> ExperimentSpec {
+    parse(include_str!("../../../examples/organism-words.json"))
+}
+
 /// SmolLM2's default experiment (examples/smollm2.json).
 pub fn smollm2() -> ExperimentSpec {
     parse(include_str!("../../../examples/smollm2.json"))
@@ -52,6 +58,12 @@ pub const LESSONS: &[Lesson] = &[
         title: "Probes find the cue on held-out framings",
         text: "A linear probe per layer tries to tell observed from unobserved prompts from the residual stream alone. It is tested on framings it never saw in training (and the organism never saw either), so it must read the concept, not the words: the framings are dealt into four folds and each is tested once. Prompts that share a framing are not independent, so the intervals resample whole framings; the sentence under the chart says how many stand behind each number. Compare each probe with the shaded band of random directions and the shuffled-label line: a result is only interesting above them.",
         spec: deceptive,
+        run: true,
+    },
+    Lesson {
+        title: "Is the probe reading the concept or the words?",
+        text: "The same organism, but split at random: prompts of every framing land on both sides, so the test prompts share their exact words with the training prompts. The probe still reaches AUROC 1.0 — and so does a bag-of-words classifier on the prompt text (the TF-IDF control), and the permutation test no longer rules out chance, because the pipeline can memorise framings. Read the verdict line: a probe is only evidence that the model represents “being watched” when it beats the words, the prompt's length and the token embeddings beyond its interval, on framings it never saw. Go back one step and compare: with leave-framings-out folds, the TF-IDF control falls below chance.",
+        spec: words,
         run: true,
     },
     Lesson {

@@ -280,7 +280,14 @@ pub fn spec_cmd(action: &str, arg: &str, model: Option<&Path>, json: bool, compu
                 "smollm2" => hawthorne_probe::scenarios::smollm2_default(),
                 "study-smollm2" => hawthorne_probe::scenarios::study_smollm2(),
                 "organism-deceptive" | "organism-control" => organism_spec(arg)?,
-                other => bail!("no built-in example `{other}`; known: organism-deceptive, organism-control, smollm2, study-smollm2"),
+                "organism-words" => {
+                    // The deceptive organism with prompts of every framing on both sides of the
+                    // split: the words alone then tell the conditions apart.
+                    let mut spec = organism_spec("organism-deceptive")?;
+                    spec.split = hawthorne_probe::spec::Split::Random { test_fraction: 0.25 };
+                    spec
+                }
+                other => bail!("no built-in example `{other}`; known: organism-deceptive, organism-control, organism-words, smollm2, study-smollm2"),
             };
             println!("{}", serde_json::to_string_pretty(&spec)?);
         }

@@ -13,7 +13,7 @@ fn hawthorne(args: &[&str]) -> anyhow::Result<String> {
 #[test]
 fn examples_are_current_and_valid() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for name in ["organism-deceptive", "organism-control", "smollm2"] {
+    for name in ["organism-deceptive", "organism-control", "organism-words", "smollm2", "study-smollm2"] {
         let path = root.join(format!("examples/{name}.json"));
         let committed = std::fs::read_to_string(&path)?;
         let generated = hawthorne(&["spec", "example", name])?;

@@ -271,3 +271,110 @@ mod tests {
         assert_eq!(accuracy(&[1.0, -1.0, 2.0], &[true, false, false]), 2.0 / 3.0);
     }
 }
+
+/// The first two principal components of the rows of `x`: (the rows' coordinates on them,
+/// their explained-variance ratios). `None` for fewer than two rows, non-finite values or no
+/// variance.
+///
+/// Written here rather than with linfa-reduction's `Pca`: its truncated SVD (LOBPCG) panics
+/// with "NaN values in array" on ill-conditioned readouts, such as SmolLM2's mean-over-prompt
+/// activations, where a few massive dimensions dominate; a panic would abort the worker. Power
+/// iteration with deflation on the covariance matrix is enough for two components, is
+/// deterministic, and cannot panic. The unit test checks it against linfa's on ordinary data.
+pub fn pca2(x: &ndarray::Array2<f64>) -> Option<(Vec<[f64; 2]>, [f64; 2])> {
+    use ndarray::{Array1, Axis};
+    let (n, d) = x.dim();
+    if n < 2 || d == 0 || x.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let mean = x.mean_axis(Axis(0))?;
+    let xc = x - &mean;
+    let cov = xc.t().dot(&xc) / (n as f64 - 1.0);
+    let total: f64 = cov.diag().sum();
+    if !(total > 0.0) || !total.is_finite() {
+        return None;
+    }
+    let mut deflated = cov;
+    let mut comps: Vec<Array1<f64>> = Vec::new();
+    let mut ratios = [0.0; 2];
+    for (k, ratio) in ratios.iter_mut().enumerate() {
+        // Start from a fixed vector with a weight on every dimension, so runs agree.
+        let mut v: Array1<f64> = (0..d).map(|i| 1.0 + (i as f64 * 0.618_033_988_75).fract()).collect();
+        let norm = v.dot(&v).sqrt();
+        v /= norm;
+        let mut lambda = 0.0;
+        for _ in 0..2000 {
+            let w = deflated.dot(&v);
+            let norm = w.dot(&w).sqrt();
+            if !(norm > 0.0) || !norm.is_finite() {
+                break;
+            }
+            let next = &w / norm;
+            let delta = (&next - &v).mapv(f64::abs).sum().min((&next + &v).mapv(f64::abs).sum());
+            v = next;
+            lambda = norm;
+            if delta < 1e-12 {
+                break;
+            }
+        }
+        if k == 1 && lambda <= 0.0 {
+            v = Array1::zeros(d);
+        }
+        *ratio = (lambda / total).clamp(0.0, 1.0);
+        // Deflate: remove the found component's variance.
+        let outer = v.view().insert_axis(Axis(1)).dot(&v.view().insert_axis(Axis(0)));
+        deflated = &deflated - &(outer * lambda);
+        comps.push(v);
+    }
+    let coords = xc.rows().into_iter().map(|r| [r.dot(&comps[0]), r.dot(&comps[1])]).collect();
+    Some((coords, ratios))
+}
+
+#[cfg(test)]
+mod pca_tests {
+    use super::pca2;
+    use linfa::prelude::*;
+    use ndarray::Array2;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    #[test]
+    fn matches_linfa_on_ordinary_data_and_refuses_nan() {
+        let mut rng = StdRng::seed_from_u64(5);
+        // Three directions with decreasing spread, plus noise.
+        let x = Array2::from_shape_fn((60, 8), |(i, j)| {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            let t = i as f64;
+            match j {
+                0 => 5.0 * (t * 0.3).sin() + 0.1 * z,
+                1 => 2.0 * (t * 0.7).cos() + 0.1 * z,
+                _ => 0.3 * z,
+            }
+        });
+        let (coords, ratios) = pca2(&x).expect("finite data");
+        let reference = linfa_reduction::Pca::params(2).fit(&DatasetBase::from(x.clone())).expect("linfa fits");
+        let want = reference.predict(&x);
+        // Ratios are of the total variance, as scikit-learn's `explained_variance_ratio_` (linfa
+        // divides by the kept components' variance only): each is its coordinates' variance
+        // over the sum of the columns' variances.
+        let var = |v: Vec<f64>| {
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / (v.len() as f64 - 1.0)
+        };
+        let total: f64 = x.columns().into_iter().map(|c| var(c.to_vec())).sum();
+        for k in 0..2 {
+            let want_ratio = var(coords.iter().map(|c| c[k]).collect()) / total;
+            assert!((ratios[k] - want_ratio).abs() < 1e-9, "ratio {k}: {} vs {want_ratio}", ratios[k]);
+            // Components agree up to sign.
+            let sign = if coords[0][k] * want[[0, k]] >= 0.0 { 1.0 } else { -1.0 };
+            for (i, c) in coords.iter().enumerate() {
+                assert!((sign * c[k] - want[[i, k]]).abs() < 1e-6, "row {i} component {k}");
+            }
+        }
+        let mut bad = x.clone();
+        bad[[3, 2]] = f64::NAN;
+        assert!(pca2(&bad).is_none());
+        assert!(pca2(&Array2::zeros((5, 3))).is_none(), "no variance");
+    }
+}

@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor};
 use hawthorne_model::model::log_softmax;
 use hawthorne_model::{FinalBlock, GenerateOptions, HookPoint, Intervention, KvCache, LogitsAt, NamesFilter, Positions, RunOptions, ENGINE_VERSION};
-use linfa::prelude::*;
 use ndarray::{Array1, Array2, Axis};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

@@ -15,10 +15,9 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             Some(flat) => {
                 let all: Vec<usize> = (0..self.set.items.len()).collect();
                 let x = self.matrix(flat, &all);
-                let ds = DatasetBase::from(x.clone());
-                match linfa_reduction::Pca::params(2).fit(&ds) {
-                    Ok(pca) => {
-                        let mut y: Array2<f64> = pca.predict(&x);
+                match crate::metrics::pca2(&x) {
+                    Some((coords, evr)) => {
+                        let mut y = Array2::from_shape_fn((coords.len(), 2), |(i, k)| coords[i][k]);
                         // A component's sign is arbitrary, and tiny float differences between
                         // backends can flip it: orient each so that unobserved prompts sit on
                         // its positive side on average.
@@ -36,14 +35,13 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                                 col.mapv_inplace(|v| -v);
                             }
                         }
-                        let evr: Array1<f64> = pca.explained_variance_ratio();
                         self.pca = Some(report::Pca {
                             hook: hook.to_string(),
-                            explained_variance_ratio: [evr.get(0).copied().unwrap_or(f64::NAN), evr.get(1).copied().unwrap_or(f64::NAN)],
+                            explained_variance_ratio: evr,
                             coords: y.axis_iter(Axis(0)).map(|r| [r[0], r[1]]).collect(),
                         });
                     }
-                    Err(e) => self.notes.push(format!("PCA skipped: {e}")),
+                    None => self.notes.push(format!("PCA skipped: the readouts at {hook} have non-finite values or no variance")),
                 }
             }
         }
