@@ -38,7 +38,8 @@ pub fn write_svg(study: &Study, path: &Path) -> Result<()> {
     chart
         .draw_series(DashedLineSeries::new([(0.0, 0.5), (1.0, 0.5)], 4, 4, BLACK.mix(0.5).stroke_width(1)))
         .map_err(|e| err(&e))?
-        .label("chance");
+        .label("chance")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.mix(0.5).stroke_width(1)));
     for (i, row) in study.rows.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let line: Vec<(f64, f64)> = row.curve.iter().copied().filter(|(_, a)| a.is_finite()).collect();

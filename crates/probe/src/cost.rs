@@ -176,8 +176,10 @@ pub fn estimate(cfg: &Config, spec: &crate::ExperimentSpec, work: &Workload) -> 
         steps += 1;
     }
     // Logit lens: every layer's readout through the unembedding.
-    flop += 2.0 * (layers * work.prompts * lm_head) as f64;
-    steps += layers;
+    if spec.lens.enabled {
+        flop += 2.0 * (layers * work.prompts * lm_head) as f64;
+        steps += layers;
+    }
     // Continuations: the prompt, then one token at a time with the cache.
     let (n_cont, per_cont) = work.continuations;
     let generated = n_cont * per_cont;
@@ -271,7 +273,7 @@ pub fn estimate(cfg: &Config, spec: &crate::ExperimentSpec, work: &Workload) -> 
     let batch_acts = batch * t * (per_item * d + cfg.d_mlp as u64 * 2) * 4;
     // Attention scores, their masked copy and the pattern are alive together.
     let scores = batch * cfg.n_heads as u64 * t * t * 4 * 3;
-    let lens = n * vocab * 4 * 2;
+    let lens = if spec.lens.enabled { n * vocab * 4 * 2 } else { 0 };
     let memory_mb = (stored + batch_acts + scores + lens) / (1 << 20) + 1;
 
     let seconds = flop / (FORWARD_GFLOPS * 1e9) + probe_flop / (PROBE_GFLOPS * 1e9) + steps as f64 * STEP_OVERHEAD_S;

@@ -70,15 +70,16 @@ pub fn smollm2_default() -> ExperimentSpec {
 /// The evaluation-awareness study ([`crate::eval_awareness`]) as a spec for `model`: train on
 /// the contrastive situations, choose the layer on a validation quarter of them, test on the
 /// benchmark-vs-deployment requests and the format cross; read the mean over the prompt.
-/// Patching and steering are off: the study asks where "being tested" is decodable.
+/// Patching, steering and the logit lens are off: the study asks where "being tested" is
+/// decodable.
 pub fn study(model: &str) -> ExperimentSpec {
     let mut spec = ExperimentSpec::new(model, crate::eval_awareness::scenario(20261204), 20261204);
     spec.split = crate::spec::Split::ByFraming;
     spec.readout = crate::spec::Readout::MeanPrompt;
     spec.patching.enabled = false;
     spec.steering.enabled = false;
+    spec.lens.enabled = false;
     spec.behaviour.continuations = 1;
-    spec.limits.batch_size = 8;
     spec
 }
 

@@ -358,6 +358,21 @@ impl Default for SteeringSpec {
     }
 }
 
+/// Logit-lens settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LensSpec {
+    /// Read every layer through the unembedding (off in the study, which asks where the
+    /// condition is decodable, not where an answer forms).
+    pub enabled: bool,
+}
+
+impl Default for LensSpec {
+    fn default() -> Self {
+        LensSpec { enabled: true }
+    }
+}
+
 /// PCA settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -446,6 +461,8 @@ pub struct ExperimentSpec {
     #[serde(default, skip_serializing_if = "is_default")]
     pub steering: SteeringSpec,
     #[serde(default, skip_serializing_if = "is_default")]
+    pub lens: LensSpec,
+    #[serde(default, skip_serializing_if = "is_default")]
     pub pca: PcaSpec,
     #[serde(default, skip_serializing_if = "is_default")]
     pub limits: Limits,
@@ -481,6 +498,7 @@ impl ExperimentSpec {
             behaviour: BehaviourSpec::default(),
             patching: PatchingSpec::default(),
             steering: SteeringSpec::default(),
+            lens: LensSpec::default(),
             pca: PcaSpec::default(),
             limits: Limits::default(),
         }

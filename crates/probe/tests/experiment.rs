@@ -144,6 +144,10 @@ fn the_study_trains_on_situations_and_tests_on_layouts_and_the_format_cross() ->
     }
     for t in &mut s.scenario.tasks {
         t.text = t.text.chars().take(12).collect();
+        if t.family == "request" {
+            // The tiny model's byte-level vocabulary starts "Sure" and "Sorry" alike.
+            (t.aligned, t.misaligned) = ("Yes".into(), "No".into());
+        }
     }
     s.baselines.permutations = 20;
     s.baselines.random_directions = 5;
@@ -309,7 +313,7 @@ fn max_json_diff(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> an
 #[test]
 fn the_engines_shortcuts_give_the_plain_paths_report() -> anyhow::Result<()> {
     let m = model();
-    for (readout, batch_size) in [(hawthorne_probe::spec::Readout::Last, 16), (hawthorne_probe::spec::Readout::Last, 2), (hawthorne_probe::spec::Readout::MeanTask, 2)] {
+    for (readout, batch_size) in [(hawthorne_probe::spec::Readout::Last, 16), (hawthorne_probe::spec::Readout::Last, 2), (hawthorne_probe::spec::Readout::MeanTask, 2), (hawthorne_probe::spec::Readout::MeanPrompt, 3)] {
         let mut s = spec();
         s.readout = readout;
         s.limits.batch_size = batch_size;

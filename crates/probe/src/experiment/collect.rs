@@ -47,8 +47,22 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             final_block: if last_only { FinalBlock::LastOnly } else { FinalBlock::Auto },
             ..RunOptions::default()
         };
-        // The mean over the whole prompt needs every position, the shared prefix's too.
-        let shared = if fast && readout != Readout::MeanPrompt { shared_prefix_len(items) } else { 0 };
+        let shared = if fast { shared_prefix_len(items) } else { 0 };
+        // The mean over the whole prompt needs the shared prefix's positions too: every prompt
+        // of the batch has the same activations there, so one pass over the prefix gives their
+        // sum at each recorded hook.
+        let prefix_sums: Option<BTreeMap<HookPoint, Tensor>> = if readout == Readout::MeanPrompt && shared > 0 {
+            let prefix = self.model.forward(&[items[0].tokens[..shared].to_vec()], &RunOptions { final_block: FinalBlock::Auto, ..opts.clone() })?;
+            let mut sums = BTreeMap::new();
+            for h in prefix.cache.hooks() {
+                if let Some(t) = prefix.cache.get(h) {
+                    sums.insert(*h, t.get(0)?.sum(0)?); // [shared, D] → [D]
+                }
+            }
+            Some(sums)
+        } else {
+            None
+        };
         let out = if shared > 0 {
             let suffixes: Vec<Vec<u32>> = items.iter().map(|i| i.tokens[shared..].to_vec()).collect();
             self.model.forward_after_prefix(&items[0].tokens[..shared], &suffixes, &opts)?
@@ -70,7 +84,14 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                         let (s, e) = item.task_span;
                         row.narrow(0, s - shared, e - s)?.mean(0)?
                     }
-                    Readout::MeanPrompt => row.narrow(0, 0, item.tokens.len())?.mean(0)?,
+                    Readout::MeanPrompt => {
+                        let own = row.narrow(0, 0, item.tokens.len() - shared)?.sum(0)?;
+                        let total = match prefix_sums.as_ref().and_then(|p| p.get(h)) {
+                            Some(p) => (own + p)?,
+                            None => own,
+                        };
+                        (total / item.tokens.len() as f64)?
+                    }
                 };
                 let v: Vec<f32> = v.to_vec1()?;
                 if v.len() != d {

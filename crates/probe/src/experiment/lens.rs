@@ -22,6 +22,12 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
     }
 
     pub(super) fn step_lens(&mut self) -> Result<Progress> {
+        if !self.spec.lens.enabled {
+            self.notes.push("logit lens not run (`lens.enabled` is false)".into());
+            self.continuation_items = self.pick_continuations();
+            self.advance(Stage::Continuations);
+            return Ok(Progress { stage: Stage::LogitLens, done: 1, total: 1 });
+        }
         let l = self.cursor;
         let n = self.set.items.len();
         let d = self.d();

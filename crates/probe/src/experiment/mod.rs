@@ -216,7 +216,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             .iter()
             .map(|&(s, e)| {
                 let items = &self.set.items[s..e];
-                let shared = if fast && self.spec.readout != Readout::MeanPrompt { shared_prefix_len(items) } else { 0 };
+                let shared = if fast { shared_prefix_len(items) } else { 0 };
                 (shared as u64, items.iter().map(|i| (i.tokens.len() - shared) as u64).collect())
             })
             .collect();
