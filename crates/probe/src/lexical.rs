@@ -58,6 +58,16 @@ impl Tfidf {
         self.idf.len()
     }
 
+    /// The vocabulary, sorted: the columns of [`Tfidf::transform`].
+    pub fn vocabulary(&self) -> Vec<&str> {
+        self.columns.iter().map(|&c| self.counts.vocabulary()[c].as_str()).collect()
+    }
+
+    /// Each word's inverse document frequency, from the train documents.
+    pub fn idf(&self) -> &Array1<f64> {
+        &self.idf
+    }
+
     /// `[n_docs, n_words]` unit-length TF-IDF rows (a document with no known word is all zeros).
     pub fn transform(&self, docs: &[String]) -> Result<Array2<f64>> {
         let mut x = self.counts(docs)? * &self.idf;
