@@ -216,6 +216,7 @@ impl Engine {
         let mut spec = ExperimentSpec::new("warm-up", scenario, 1);
         spec.probes.bootstrap = 4;
         spec.baselines.random_directions = 4;
+        spec.baselines.permutations = 4;
         spec.behaviour.continuations = 1;
         spec.behaviour.max_tokens = 4;
         spec.patching.pairs = 1;
@@ -351,6 +352,8 @@ mod tests {
         let mut spec = ExperimentSpec::new("tiny", scenario, 1);
         spec.steering.enabled = false;
         spec.patching.enabled = false;
+        // 2 + 2 framings allow too few labellings for a permutation test.
+        spec.baselines.permutations = 0;
         let mut exp = engine.experiment(&spec)?;
         while exp.stage() != hawthorne_probe::Stage::Done {
             exp.step()?;
