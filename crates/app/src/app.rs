@@ -7,6 +7,7 @@ use yew::prelude::*;
 use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider};
 
 use crate::components::chat::ChatPanel;
+use crate::components::compare::ComparePanel;
 use crate::components::experiment::ExperimentPanel;
 use crate::components::charts::{GapChart, LensChart, PatchingHeatmap, PcaScatter, ProbeChart, SteeringChart};
 use crate::components::lesson::LessonPanel;
@@ -300,9 +301,10 @@ fn Workbench(props: &WorkbenchProps) -> Html {
             <LessonPanel />
             <div class="panels">
                 <ModelPicker {onload} />
-                <ExperimentPanel {onrun} oncancel={oncancel_run} {onexport} />
+                <ExperimentPanel {onrun} oncancel={oncancel_run.clone()} {onexport} />
                 <ChatPanel onsend={onsend.clone()} {oncancel} />
                 <NormChart />
+                <ComparePanel oncancel={oncancel_run.clone()} />
                 if let Some(report) = state.run.report.clone() {
                     <Staged generation={std::rc::Rc::as_ptr(&report) as usize}>
                         <GapChart report={report.clone()} />

@@ -129,6 +129,34 @@ pub struct RunState {
     pub consent: Option<(CostEstimate, f64)>,
 }
 
+/// The "Compare models" panel: one spec run on several models in turn, a row per model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compare {
+    /// The spec as it was when the comparison started (each model runs a copy naming it).
+    pub spec: ExperimentSpec,
+    /// Model ids, in the order they run.
+    pub models: Vec<&'static str>,
+    /// Index of the model running now (equal to `models.len()` when finished).
+    pub next: usize,
+    pub rows: Vec<hawthorne_probe::study::StudyRow>,
+    pub error: Option<String>,
+    pub stopped: bool,
+}
+
+impl Compare {
+    pub fn running(&self) -> bool {
+        self.next < self.models.len() && self.error.is_none() && !self.stopped
+    }
+}
+
+/// The spec for `model` in a comparison: the same experiment naming that model.
+pub fn spec_for_model(spec: &ExperimentSpec, model: &ModelChoice) -> ExperimentSpec {
+    let mut s = spec.clone();
+    s.model.id = model.id.to_string();
+    s.model.sha256 = None;
+    s
+}
+
 /// The per-token probe-score view.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TokenView {
@@ -169,6 +197,10 @@ pub struct AppState {
     /// The workshop lesson being followed (1-based), from `#lesson=N`.
     pub lesson: Option<usize>,
     pub token_view: TokenView,
+    /// The model comparison, once one has started.
+    pub compare: Option<Compare>,
+    /// Models a `#compare=a,b` link asks to compare (pre-ticked in the panel).
+    pub compare_link: Option<Vec<&'static str>>,
 }
 
 impl AppState {
@@ -184,6 +216,9 @@ impl AppState {
     pub fn open_link(&mut self, fragment: &str) {
         self.link_error = None;
         self.link_text = None;
+        self.compare_link = crate::link::fragment_value(fragment, "compare")
+            .map(|v| v.split(',').filter_map(|id| model_for_id(id).map(|m| m.id)).collect::<Vec<_>>())
+            .filter(|v| !v.is_empty());
         self.lesson = crate::link::fragment_value(fragment, "lesson")
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|n| (1..=crate::lessons::LESSONS.len()).contains(n));
@@ -244,6 +279,8 @@ impl Default for AppState {
             link_text: None,
             lesson: None,
             token_view: TokenView { next_id: 2_000_000, ..TokenView::default() },
+            compare: None,
+            compare_link: None,
         }
     }
 }
@@ -281,6 +318,10 @@ pub enum Action {
     SetSpec(Box<ExperimentSpec>),
     /// An NPY export was saved (`None`) or failed with this message.
     Exported(Option<String>),
+    /// Run the current spec on each of these models in turn.
+    CompareStart(Vec<&'static str>),
+    /// Stop the comparison after the model running now.
+    CompareStop,
 }
 
 impl Reducible for AppState {
@@ -302,6 +343,9 @@ impl Reducible for AppState {
                 }
                 if s.run.running.take().is_some() {
                     s.run.error = Some("The run stopped: the engine died (see above).".into());
+                }
+                if let Some(c) = s.compare.as_mut().filter(|c| c.running()) {
+                    c.error = Some("the engine stopped during the comparison (see above)".into());
                 }
                 s.run.progress = None;
                 s.run.pending = false;
@@ -389,6 +433,18 @@ impl Reducible for AppState {
                 s.spec_draft = None;
                 s.spec_draft_error = None;
             }
+            Action::CompareStart(models) if !models.is_empty() => {
+                let base = s.compare.as_ref().filter(|c| c.running()).map_or_else(|| s.spec.clone(), |c| c.spec.clone());
+                s.compare = Some(Compare { spec: base, models, next: 0, rows: Vec::new(), error: None, stopped: false });
+                s.compare_next();
+            }
+            Action::CompareStart(_) => {}
+            Action::CompareStop => {
+                if let Some(c) = s.compare.as_mut() {
+                    c.stopped = true;
+                }
+                s.run.pending = false;
+            }
             Action::ChatStarted(ids) => {
                 s.chat.next_id = ids[1] + 1;
                 for (side, id) in s.chat.sides.iter_mut().zip(ids) {
@@ -416,6 +472,9 @@ impl AppState {
             Response::Loaded(info) => self.model = ModelStatus::Ready(info),
             Response::LoadFailed { url, message } => {
                 self.run.pending = false;
+                if let Some(c) = self.compare.as_mut().filter(|c| c.running()) {
+                    c.error = Some(format!("loading {url} failed: {message}"));
+                }
                 self.model = ModelStatus::Failed { url, message };
             }
             Response::ChatNorms { id, norms } => {
@@ -460,11 +519,19 @@ impl AppState {
             Response::RunDone { id, report } if self.run.running == Some(id) => {
                 self.run.running = None;
                 self.run.progress = None;
+                if let Some(c) = self.compare.as_mut().filter(|c| c.next < c.models.len() && c.error.is_none()) {
+                    c.rows.push(hawthorne_probe::study::StudyRow::from_report(c.models[c.next], &report));
+                    c.next += 1;
+                }
                 self.run.report = Some(Rc::new(*report));
+                self.compare_next();
             }
             Response::RunFailed { id, message } if self.run.running == Some(id) => {
                 self.run.running = None;
                 self.run.progress = None;
+                if let Some(c) = self.compare.as_mut().filter(|c| c.running()) {
+                    c.error = Some(format!("the run on {} failed: {message}", c.models[c.next]));
+                }
                 self.run.error = Some(message);
             }
             Response::TokenScores { id, layer, tokens, scores } if self.token_view.waiting == Some(id) => {
@@ -499,6 +566,23 @@ impl AppState {
         if let Some(t) = self.spec.scenario.tasks.first() {
             self.user = t.text.clone();
         }
+    }
+
+    /// Queues the comparison's next model: its spec, its file, and a run that starts once it
+    /// has loaded (the page's load and pending-run effects do the rest). Loading a large model
+    /// needs no further consent: the panel showed its size before the click.
+    fn compare_next(&mut self) {
+        let Some(c) = self.compare.as_ref().filter(|c| c.running()) else { return };
+        let Some(m) = model_for_id(c.models[c.next]) else { return };
+        self.spec = spec_for_model(&c.spec, m);
+        self.spec_draft = None;
+        self.spec_draft_error = None;
+        self.selected = m.url.to_string();
+        self.download_consent = None;
+        self.run.pending = true;
+        self.run.from_link = false;
+        self.run.consent = None;
+        self.run.error = None;
     }
 
     /// The loaded model, if ready.

@@ -4,7 +4,7 @@
 //! at 960 px wide), repeats its numbers in a `<details>` table with full-precision data
 //! attributes for screen readers and tests, and offers a PNG download.
 
-mod common;
+pub(crate) mod common;
 pub mod export;
 mod gap_chart;
 mod lens_chart;
