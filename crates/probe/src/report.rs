@@ -147,6 +147,9 @@ pub struct GroupResult {
     pub units: crate::metrics::Units,
     /// Test metrics; train accuracy belongs to the whole pipeline and is 0 here.
     pub metrics: ProbeMetrics,
+    /// The TF-IDF control's AUROC on the same prompts, when it ran.
+    #[serde(default)]
+    pub tfidf_auroc: Option<f64>,
 }
 
 /// The verdict: *evidence* only when the probe at the layer chosen on validation beats every
@@ -404,7 +407,8 @@ impl Report {
             }
             for g in &c.groups {
                 let m = &g.metrics;
-                let _ = writeln!(s, "| probe on test group `{}` ({} + {} framings) | {} [{}, {}] |", g.group, g.units.negative_framings, g.units.positive_framings, f(m.auroc), f(m.auroc_ci[0]), f(m.auroc_ci[1]));
+                let words = g.tfidf_auroc.map_or(String::new(), |a| format!(" (TF-IDF words alone: {})", f(a)));
+                let _ = writeln!(s, "| probe on test group `{}` ({} + {} framings) | {} [{}, {}]{words} |", g.group, g.units.negative_framings, g.units.positive_framings, f(m.auroc), f(m.auroc_ci[0]), f(m.auroc_ci[1]));
             }
             if let Some(p) = &c.permutation {
                 let _ = writeln!(

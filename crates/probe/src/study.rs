@@ -52,6 +52,9 @@ pub struct StudyRow {
     pub p_value: Option<f64>,
     /// Each named test group's AUROC at the chosen layers.
     pub groups: Vec<(String, f64)>,
+    /// The TF-IDF control's AUROC on each named test group.
+    #[serde(default)]
+    pub group_tfidf: Vec<(String, f64)>,
     pub evidence: bool,
     pub verdict: String,
     /// (relative depth, test AUROC) of the selected probe kind at every probed hook.
@@ -108,6 +111,7 @@ impl StudyRow {
             random: controls.and_then(|c| c.random.as_ref()).map(|r| r.metrics.auroc),
             p_value: controls.and_then(|c| c.permutation.as_ref()).map(|p| p.p_value),
             groups: controls.map_or_else(Vec::new, |c| c.groups.iter().map(|g| (g.group.clone(), g.metrics.auroc)).collect()),
+            group_tfidf: controls.map_or_else(Vec::new, |c| c.groups.iter().filter_map(|g| g.tfidf_auroc.map(|a| (g.group.clone(), a))).collect()),
             evidence: controls.is_some_and(|c| c.verdict.evidence),
             verdict: controls.map_or_else(|| "no controls ran".to_string(), |c| c.verdict.text.clone()),
             curve,
@@ -150,10 +154,16 @@ impl Study {
         }
         let groups: std::collections::BTreeSet<&str> = self.rows.iter().flat_map(|r| r.groups.iter().map(|g| g.0.as_str())).collect();
         if !groups.is_empty() {
-            let _ = writeln!(s, "\nThe same probe on each group of test framings alone:\n");
+            let _ = writeln!(s, "\nThe same probe on each group of test framings alone (the TF-IDF control on the same prompts in brackets):\n");
             let _ = writeln!(s, "| model | {} |\n|---|{}", groups.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(" | "), "---|".repeat(groups.len()));
             for r in &self.rows {
-                let cells: Vec<String> = groups.iter().map(|g| f3(r.groups.iter().find(|x| x.0 == *g).map(|x| x.1))).collect();
+                let cells: Vec<String> = groups
+                    .iter()
+                    .map(|g| {
+                        let words = r.group_tfidf.iter().find(|x| x.0 == *g).map_or(String::new(), |x| format!(" ({})", f3(Some(x.1))));
+                        format!("{}{words}", f3(r.groups.iter().find(|x| x.0 == *g).map(|x| x.1)))
+                    })
+                    .collect();
                 let _ = writeln!(s, "| {} | {} |", r.model, cells.join(" | "));
             }
         }

@@ -164,6 +164,7 @@ fn the_study_trains_on_situations_and_tests_on_layouts_and_the_format_cross() ->
     assert_eq!(c.chosen.len(), 1);
     let groups: Vec<&str> = r.controls.as_ref().expect("controls").groups.iter().map(|g| g.group.as_str()).collect();
     assert_eq!(groups, ["benchmark-vs-deployment", "format-cross"]);
+    assert!(r.controls.as_ref().is_some_and(|c| c.groups.iter().all(|g| g.tfidf_auroc.is_some_and(f64::is_finite))));
     let md = r.to_markdown();
     assert!(md.contains("probe on test group `format-cross` (4 + 4 framings)"), "{md}");
     Ok(())

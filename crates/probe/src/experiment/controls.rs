@@ -205,6 +205,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let pooled = self.pooled();
         let labels = &pooled.labels;
         let mut lexical = Vec::new();
+        let mut tfidf_test: Option<Vec<f64>> = None;
         if self.spec.baselines.lexical {
             // Per control: (summed train accuracy, pooled test scores).
             let (mut tfidf, mut length) = ((0.0, Vec::new()), (0.0, Vec::new()));
@@ -225,6 +226,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             let metrics = |(acc, s): &(f64, Vec<f64>), p: &str| probes::pooled_metrics(acc / folds, s, pooled.view(), self.spec.probes.bootstrap, sub_seed(self.spec.seed, p));
             lexical.push(ControlResult { name: "tfidf".into(), label: "TF-IDF words of the prompt".into(), metrics: metrics(&tfidf, "bootstrap-tfidf") });
             lexical.push(ControlResult { name: "length".into(), label: "prompt length in tokens".into(), metrics: metrics(&length, "bootstrap-length") });
+            tfidf_test = Some(tfidf.1);
         }
         if let Some(embed) = self.hooks.iter().position(|h| *h == HookPoint::Embed) {
             let h = &self.probes[embed];
@@ -258,14 +260,15 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         });
         let choice = self.layer_choice();
         let verdict = report::verdict(choice.as_ref(), &lexical, random.as_ref(), permutation.as_ref());
-        let groups = self.group_results();
+        let groups = self.group_results(tfidf_test.as_deref());
         Ok(Controls { lexical, random, permutation, verdict, groups })
     }
 }
 
 impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
-    /// The selected probe at the chosen layers, on each named group of test framings alone.
-    fn group_results(&self) -> Vec<GroupResult> {
+    /// The selected probe at the chosen layers, on each named group of test framings alone,
+    /// beside the TF-IDF control's AUROC on the same group (`tfidf`: its pooled test scores).
+    fn group_results(&self, tfidf: Option<&[f64]>) -> Vec<GroupResult> {
         let Some(per_fold) = self.controls.best.first() else { return Vec::new() };
         let Some(scores) = per_fold.iter().map(|b| b.as_ref().map(|b| b.test_scores.clone())).collect::<Option<Vec<_>>>() else {
             return Vec::new();
@@ -289,9 +292,11 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 let s: Vec<f64> = rows.iter().map(|&r| scores[r]).collect();
                 let seed = sub_seed(self.spec.seed, &format!("bootstrap-group/{name}"));
                 let pooled = probes::Pooled { labels: &labels, framings: &framings, tasks: &tasks };
+                let tfidf_auroc = tfidf.map(|t| auroc(&rows.iter().map(|&r| t[r]).collect::<Vec<f64>>(), &labels));
                 Some(GroupResult {
                     group: name.to_string(),
                     units: crate::metrics::units(&labels, &framings, &tasks),
+                    tfidf_auroc,
                     metrics: probes::pooled_metrics(0.0, &s, pooled, self.spec.probes.bootstrap, seed),
                 })
             })

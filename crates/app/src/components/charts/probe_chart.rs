@@ -205,7 +205,8 @@ pub fn ProbeChart(props: &ReportProps) -> Html {
                             }) }
                             { for c.groups.iter().map(|g| html! {
                                 <tr data-group={g.group.clone()}><th scope="row">{format!("probe on test group {} ({} + {} framings)", g.group, g.units.negative_framings, g.units.positive_framings)}</th>
-                                    <td>{format!("{} [{}, {}]", fmt3(g.metrics.auroc), fmt3(g.metrics.auroc_ci[0]), fmt3(g.metrics.auroc_ci[1]))}</td></tr>
+                                    <td>{format!("{} [{}, {}]{}", fmt3(g.metrics.auroc), fmt3(g.metrics.auroc_ci[0]), fmt3(g.metrics.auroc_ci[1]),
+                                        g.tfidf_auroc.map_or(String::new(), |a| format!(" (TF-IDF words alone: {})", fmt3(a))))}</td></tr>
                             }) }
                         </tbody>
                     </table>
