@@ -120,8 +120,10 @@ pub fn ComparePanel(props: &ComparePanelProps) -> Html {
             oncancel.emit(());
         })
     };
+    // Deflating a spec takes milliseconds in the browser and the panel renders on every
+    // progress message: encode only when the models or the spec change.
     let spec = compare.as_ref().map_or_else(|| state.spec.clone(), |c| c.spec.clone());
-    let link = format!("#compare={}&spec={}", ticked.join(","), spec.encode());
+    let link = use_memo(((*ticked).clone(), spec), |(ticked, spec)| format!("#compare={}&spec={}", ticked.join(","), spec.encode()));
     let status = compare.as_ref().map(|c| {
         if let Some(e) = &c.error {
             format!("Stopped: {e}.")
@@ -155,7 +157,7 @@ pub fn ComparePanel(props: &ComparePanelProps) -> Html {
                 if running {
                     <button type="button" onclick={onstop} data-testid="compare-stop">{"Stop"}</button>
                 }
-                <a href={link} data-testid="compare-link">{"Link to this comparison"}</a>
+                <a href={(*link).clone()} data-testid="compare-link">{"Link to this comparison"}</a>
             </div>
             if let Some(s) = status {
                 <p role="status" data-testid="compare-status" data-done={compare.as_ref().is_some_and(|c| !c.running()).to_string()}>{s}</p>

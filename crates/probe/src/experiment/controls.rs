@@ -32,6 +32,8 @@ pub(super) struct ControlState {
     /// `[fold]`: the random direction (over hooks and draws) with the best validation score.
     random: Vec<Option<Best>>,
     pub(super) result: Option<Controls>,
+    /// The layer choice the verdict was made on, kept for the report.
+    pub(super) choice: Option<report::LayerChoice>,
 }
 
 fn key(auroc: f64, d: f64) -> (f64, f64) {
@@ -71,6 +73,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             random: vec![None; self.folds.len()],
             labellings,
             result: None,
+            choice: None,
         };
     }
 
@@ -94,7 +97,9 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 self.controls_hook(self.cursor)?;
             }
         } else {
-            self.controls.result = Some(self.finish_controls()?);
+            let (controls, choice) = self.finish_controls()?;
+            self.controls.result = Some(controls);
+            self.controls.choice = choice;
         }
         self.cursor += 1;
         let p = Progress { stage: Stage::Controls, done: self.cursor, total };
@@ -201,7 +206,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         format!("{}\n{}", f.text, f.user_text(&self.spec.scenario.tasks[it.task]))
     }
 
-    fn finish_controls(&self) -> Result<Controls> {
+    fn finish_controls(&self) -> Result<(Controls, Option<report::LayerChoice>)> {
         let pooled = self.pooled();
         let labels = &pooled.labels;
         let mut lexical = Vec::new();
@@ -261,7 +266,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let choice = self.layer_choice();
         let verdict = report::verdict(choice.as_ref(), &lexical, random.as_ref(), permutation.as_ref());
         let groups = self.group_results(tfidf_test.as_deref());
-        Ok(Controls { lexical, random, permutation, verdict, groups })
+        Ok((Controls { lexical, random, permutation, verdict, groups }, choice))
     }
 }
 

@@ -365,7 +365,8 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             let p = self.pooled();
             crate::metrics::units(&p.labels, &p.framings, &p.tasks)
         };
-        let layer_choice = self.layer_choice();
+        // Computed once, with the verdict (its interval is a bootstrap).
+        let layer_choice = self.controls.choice.clone().or_else(|| self.layer_choice());
         let train: std::collections::BTreeSet<usize> = self.folds[0].train.iter().copied().collect();
         let test: std::collections::BTreeSet<usize> = self.folds[0].test.iter().copied().collect();
         let prompts = self
