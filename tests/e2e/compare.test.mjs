@@ -60,8 +60,9 @@ test('Stop ends a comparison after the model that is running', { timeout: 300_00
     await page.click('[data-testid=compare-stop]');
     await page.waitForSelector('[data-testid=compare-status][data-done=true]', { timeout: 120_000 });
     assert.match(await page.textContent('[data-testid=compare-status]'), /Stopped after [01] of 2 models/);
-    // The page still works: the Compare button is back.
-    assert.equal(await page.isEnabled('[data-testid=compare-start]'), true);
+    // The page still works: the Compare button comes back (after a fresh worker has loaded
+    // the model, when Stop found a step still running and replaced the worker).
+    await page.waitForSelector('[data-testid=compare-start]:not([disabled])', { timeout: 120_000 });
   } finally {
     await ctx.close();
   }
