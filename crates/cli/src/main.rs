@@ -189,7 +189,7 @@ fn main() -> Result<()> {
             if let Some(h) = selected.iter().find(|h| matches!(h, hawthorne_model::HookPoint::AttnPattern(_))) {
                 bail!("{h} has shape [heads, T, T], which does not stack with [T, d] hooks; cache it on its own");
             }
-            let text = if chat { model.tokenizer.chat_prompt(&system, &prompt) } else { prompt };
+            let text = if chat { model.tokenizer.chat_prompt(&system, &prompt)? } else { prompt };
             let ids = model.tokenizer.encode(&text)?;
             let opts = RunOptions { cache: filter, logits: LogitsAt::Last, ..RunOptions::default() };
             let fwd = model.llama.forward(std::slice::from_ref(&ids), &opts, None)?;

@@ -9,7 +9,7 @@ pub enum ModelError {
     NotGguf(String),
     #[error("GGUF file is truncated or corrupt: {0}")]
     CorruptGguf(String),
-    #[error("unsupported architecture `{0}`: only `llama` models are supported")]
+    #[error("unsupported architecture `{0}`: supported are llama, qwen2, qwen3 and gemma3")]
     UnsupportedArchitecture(String),
     #[error("unsupported tensor type {dtype} for `{tensor}`: supported are F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants")]
     UnsupportedTensorType { tensor: String, dtype: String },

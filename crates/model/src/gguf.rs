@@ -1,4 +1,4 @@
-//! GGUF reading: validates the file, reads llama metadata and loads tensors packed or as f32.
+//! GGUF reading: validates the file, reads the architecture's metadata and loads tensors packed or as f32.
 //!
 //! Parsing itself is candle's (`candle_core::quantized::gguf_file`); this module adds the
 //! checks candle leaves to the caller (architecture, tensor types, shape sizes) so that a
@@ -14,19 +14,125 @@ use candle_core::{Device, Tensor};
 use crate::error::{ModelError, Result};
 use crate::weights::{ComputeMode, Weight};
 
-/// Hyper-parameters of a llama-architecture model, read from GGUF metadata.
+/// Hyper-parameters of a model, read from GGUF metadata (`{arch}.*` keys).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     pub n_layers: usize,
     pub d_model: usize,
     pub n_heads: usize,
     pub n_kv_heads: usize,
+    /// Width of one query/key/value head (`{arch}.attention.key_length`, else d_model / heads).
     pub d_head: usize,
     pub d_mlp: usize,
     pub d_vocab: usize,
     pub n_ctx: usize,
     pub rope_theta: f32,
     pub rms_eps: f64,
+    /// What the family changes in the forward pass; Llama when absent (older reports).
+    #[serde(default)]
+    pub family: Family,
+}
+
+/// The model families the one forward pass covers, named as in `general.architecture`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    #[default]
+    Llama,
+    Qwen2,
+    Qwen3,
+    Gemma3,
+}
+
+impl Arch {
+    /// Every supported architecture, for error messages and docs.
+    pub const ALL: [Arch; 4] = [Arch::Llama, Arch::Qwen2, Arch::Qwen3, Arch::Gemma3];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
+            Arch::Gemma3 => "gemma3",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// RoPE rotates the two halves of each head (llama.cpp's NEOX layout) rather than adjacent
+    /// pairs (its NORM layout, which the llama converter's Q/K permutation expects).
+    pub fn rope_halves(self) -> bool {
+        !matches!(self, Arch::Llama)
+    }
+
+    /// Queries and keys are RMS-normalised per head before RoPE.
+    pub fn qk_norm(self) -> bool {
+        matches!(self, Arch::Qwen3 | Arch::Gemma3)
+    }
+
+    /// The attention and MLP outputs are RMS-normalised before they join the residual stream.
+    pub fn post_norms(self) -> bool {
+        matches!(self, Arch::Gemma3)
+    }
+
+    /// The MLP gate uses GELU (tanh approximation) instead of SiLU.
+    pub fn gelu(self) -> bool {
+        matches!(self, Arch::Gemma3)
+    }
+
+    /// The token embedding is multiplied by √d_model.
+    pub fn scales_embedding(self) -> bool {
+        matches!(self, Arch::Gemma3)
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What distinguishes a family's forward pass from Llama's, as data (the way llama.cpp's
+/// per-architecture tables are), so that every family runs the one pass in `model.rs`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Family {
+    pub arch: Arch,
+    /// Multiplies the queries before the scores; 1/√d_head unless the family says otherwise.
+    pub attn_scale: Option<f32>,
+    /// Local blocks attend to at most this many most recent positions (their own included).
+    pub sliding_window: Option<usize>,
+    /// With a sliding window, every `swa_period`-th block (the last of each period) is global.
+    pub swa_period: usize,
+    /// RoPE base of the local (sliding-window) blocks; `rope_theta` is the global blocks'.
+    pub rope_theta_local: Option<f32>,
+    /// Linear RoPE scaling of the global blocks: positions are divided by this.
+    pub rope_scale: f32,
+}
+
+impl Default for Family {
+    fn default() -> Family {
+        Family { arch: Arch::Llama, attn_scale: None, sliding_window: None, swa_period: 0, rope_theta_local: None, rope_scale: 1.0 }
+    }
+}
+
+impl Config {
+    /// Whether block `layer` attends through a sliding window.
+    pub fn is_local(&self, layer: usize) -> bool {
+        let f = &self.family;
+        f.sliding_window.is_some() && f.swa_period > 0 && layer % f.swa_period < f.swa_period - 1
+    }
+
+    /// The factor applied to the queries before the attention scores.
+    pub fn attn_scale(&self) -> f32 {
+        self.family.attn_scale.unwrap_or(1.0 / (self.d_head as f32).sqrt())
+    }
+
+    /// Width of all query heads together (≠ d_model in Qwen3 and Gemma 3).
+    pub fn d_query(&self) -> usize {
+        self.n_heads * self.d_head
+    }
 }
 
 /// A parsed GGUF file: metadata plus tensors keyed by checkpoint name.
@@ -165,42 +271,77 @@ fn supported(dtype: GgmlDType) -> bool {
 
 impl Config {
     fn from_metadata(md: &HashMap<String, Value>, d_vocab: usize) -> Result<Config> {
-        let arch = meta_str(md, "general.architecture")?;
-        if arch != "llama" {
-            return Err(ModelError::UnsupportedArchitecture(arch.to_string()));
-        }
-        let d_model = meta_usize(md, "llama.embedding_length")?;
-        let n_heads = meta_usize(md, "llama.attention.head_count")?;
-        let n_kv_heads = match md.get("llama.attention.head_count_kv") {
-            Some(_) => meta_usize(md, "llama.attention.head_count_kv")?,
+        let name = meta_str(md, "general.architecture")?;
+        let arch = Arch::from_name(name).ok_or_else(|| ModelError::UnsupportedArchitecture(name.to_string()))?;
+        let key = |k: &str| format!("{name}.{k}");
+        let d_model = meta_usize(md, &key("embedding_length"))?;
+        let n_heads = meta_usize(md, &key("attention.head_count"))?;
+        let n_kv_heads = match md.get(&key("attention.head_count_kv")) {
+            Some(_) => meta_usize(md, &key("attention.head_count_kv"))?,
             None => n_heads,
         };
-        if d_model % n_heads != 0 || n_heads % n_kv_heads != 0 {
+        let d_head = match md.get(&key("attention.key_length")) {
+            Some(_) => meta_usize(md, &key("attention.key_length"))?,
+            None if d_model % n_heads == 0 => d_model / n_heads,
+            None => {
+                return Err(ModelError::Metadata {
+                    key: key("attention.head_count"),
+                    reason: format!("d_model {d_model} does not divide into {n_heads} heads, and no key_length is given"),
+                })
+            }
+        };
+        if n_heads % n_kv_heads != 0 {
             return Err(ModelError::Metadata {
-                key: "llama.attention.head_count".into(),
-                reason: format!(
-                    "d_model {d_model} must divide into {n_heads} heads, and {n_heads} heads into {n_kv_heads} KV heads"
-                ),
+                key: key("attention.head_count_kv"),
+                reason: format!("{n_heads} query heads must divide into {n_kv_heads} KV heads"),
             });
         }
-        let d_head = d_model / n_heads;
         if d_head % 2 != 0 {
             return Err(ModelError::Metadata {
-                key: "llama.attention.head_count".into(),
+                key: key("attention.key_length"),
                 reason: format!("head size {d_head} must be even for RoPE"),
             });
         }
+        if md.contains_key(&key("attention.value_length")) {
+            let v = meta_usize(md, &key("attention.value_length"))?;
+            if v != d_head {
+                return Err(ModelError::Metadata {
+                    key: key("attention.value_length"),
+                    reason: format!("value heads of {v} differ from key heads of {d_head}; only equal widths are supported"),
+                });
+            }
+        }
+        let mut family = Family { arch, ..Family::default() };
+        if arch == Arch::Gemma3 {
+            family.sliding_window = Some(meta_usize(md, &key("attention.sliding_window"))?);
+            family.swa_period = 6; // llama.cpp's Gemma 3 pattern: five local blocks, then one global
+            family.rope_theta_local = Some(10_000.0);
+            if matches!(md.get(&key("rope.scaling.type")), Some(Value::String(t)) if t == "linear") {
+                family.rope_scale = meta_f64(md, &key("rope.scaling.factor"))?.unwrap_or(1.0) as f32;
+            }
+            // Gemma 3 27B scales queries by d_model / heads rather than the head width
+            // (`query_pre_attn_scalar`), as llama.cpp does for its 62-block size.
+            let n_layers = meta_usize(md, &key("block_count"))?;
+            family.attn_scale = Some(match n_layers {
+                62 => 1.0 / ((d_model / n_heads) as f32).sqrt(),
+                _ => 1.0 / (d_head as f32).sqrt(),
+            });
+        }
+        if family.rope_scale <= 0.0 || !family.rope_scale.is_finite() {
+            return Err(ModelError::Metadata { key: key("rope.scaling.factor"), reason: format!("{} is not a positive factor", family.rope_scale) });
+        }
         Ok(Config {
-            n_layers: meta_usize(md, "llama.block_count")?,
+            n_layers: meta_usize(md, &key("block_count"))?,
             d_model,
             n_heads,
             n_kv_heads,
             d_head,
-            d_mlp: meta_usize(md, "llama.feed_forward_length")?,
+            d_mlp: meta_usize(md, &key("feed_forward_length"))?,
             d_vocab,
-            n_ctx: meta_usize(md, "llama.context_length")?,
-            rope_theta: meta_f64(md, "llama.rope.freq_base")?.unwrap_or(10_000.0) as f32,
-            rms_eps: meta_f64(md, "llama.attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
+            n_ctx: meta_usize(md, &key("context_length"))?,
+            rope_theta: meta_f64(md, &key("rope.freq_base"))?.unwrap_or(10_000.0) as f32,
+            rms_eps: meta_f64(md, &key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5),
+            family,
         })
     }
 }

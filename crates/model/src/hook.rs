@@ -8,6 +8,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
+use crate::gguf::Config;
 
 /// A named site in the forward pass, spelled exactly as TransformerLens spells it.
 ///
@@ -15,24 +16,31 @@ use crate::error::{ModelError, Result};
 /// - `hook_embed`, `blocks.{i}.hook_resid_pre|mid|post`, `blocks.{i}.hook_attn_out`,
 ///   `blocks.{i}.hook_mlp_out`, `ln_final.hook_normalized`: `[B, T, D]`
 /// - `blocks.{i}.attn.hook_pattern`: `[B, H, T_query, T_key]`
+/// - Gemma 3 only (TransformerLens's names for its norms after attention and after the MLP):
+///   `blocks.{i}.ln1_post.hook_normalized`, `blocks.{i}.ln2_post.hook_normalized`: `[B, T, D]`,
+///   equal to `hook_attn_out` / `hook_mlp_out` before interventions there
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HookPoint {
     Embed,
     ResidPre(usize),
     AttnPattern(usize),
+    Ln1Post(usize),
     AttnOut(usize),
     ResidMid(usize),
+    Ln2Post(usize),
     MlpOut(usize),
     ResidPost(usize),
     LnFinal,
 }
 
 /// The per-block hook suffixes, in forward order.
-const BLOCK_SUFFIXES: [&str; 6] = [
+const BLOCK_SUFFIXES: [&str; 8] = [
     "hook_resid_pre",
     "attn.hook_pattern",
+    "ln1_post.hook_normalized",
     "hook_attn_out",
     "hook_resid_mid",
+    "ln2_post.hook_normalized",
     "hook_mlp_out",
     "hook_resid_post",
 ];
@@ -44,8 +52,10 @@ impl HookPoint {
             HookPoint::Embed | HookPoint::LnFinal => None,
             HookPoint::ResidPre(i)
             | HookPoint::AttnPattern(i)
+            | HookPoint::Ln1Post(i)
             | HookPoint::AttnOut(i)
             | HookPoint::ResidMid(i)
+            | HookPoint::Ln2Post(i)
             | HookPoint::MlpOut(i)
             | HookPoint::ResidPost(i) => Some(i),
         }
@@ -59,7 +69,46 @@ impl HookPoint {
         }
     }
 
-    /// Every hook point of a model with `n_layers` blocks, in forward order.
+    /// Whether this is one of the norms after attention or the MLP that only some families
+    /// (Gemma 3) have.
+    pub fn is_post_norm(&self) -> bool {
+        matches!(self, HookPoint::Ln1Post(_) | HookPoint::Ln2Post(_))
+    }
+
+    /// Every hook point of the model `cfg` describes, in forward order: [`HookPoint::all`] plus
+    /// the post-norms where the family has them.
+    pub fn all_in(cfg: &Config) -> Vec<HookPoint> {
+        let mut v = HookPoint::all(cfg.n_layers);
+        if cfg.family.arch.post_norms() {
+            let mut out = Vec::with_capacity(v.len() + 2 * cfg.n_layers);
+            for h in v {
+                out.push(h);
+                match h {
+                    HookPoint::AttnPattern(i) => out.push(HookPoint::Ln1Post(i)),
+                    HookPoint::ResidMid(i) => out.push(HookPoint::Ln2Post(i)),
+                    _ => {}
+                }
+            }
+            v = out;
+        }
+        v
+    }
+
+    /// Refuses a hook the model `cfg` describes does not have (a post-norm outside Gemma 3, a
+    /// layer beyond the last).
+    pub fn check_in(&self, cfg: &Config) -> Result<()> {
+        self.check_layers(cfg.n_layers)?;
+        if self.is_post_norm() && !cfg.family.arch.post_norms() {
+            return Err(unknown(
+                &self.to_string(),
+                &format!("`{}` models have no norm after attention or the MLP (Gemma 3 has)", cfg.family.arch),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every hook point common to all families, for a model with `n_layers` blocks, in forward
+    /// order (see [`HookPoint::all_in`] for one model's full list).
     pub fn all(n_layers: usize) -> Vec<HookPoint> {
         let mut v = vec![HookPoint::Embed];
         for i in 0..n_layers {
@@ -92,10 +141,12 @@ impl HookPoint {
         Some(match self {
             HookPoint::ResidPre(_) => BLOCK_SUFFIXES[0],
             HookPoint::AttnPattern(_) => BLOCK_SUFFIXES[1],
-            HookPoint::AttnOut(_) => BLOCK_SUFFIXES[2],
-            HookPoint::ResidMid(_) => BLOCK_SUFFIXES[3],
-            HookPoint::MlpOut(_) => BLOCK_SUFFIXES[4],
-            HookPoint::ResidPost(_) => BLOCK_SUFFIXES[5],
+            HookPoint::Ln1Post(_) => BLOCK_SUFFIXES[2],
+            HookPoint::AttnOut(_) => BLOCK_SUFFIXES[3],
+            HookPoint::ResidMid(_) => BLOCK_SUFFIXES[4],
+            HookPoint::Ln2Post(_) => BLOCK_SUFFIXES[5],
+            HookPoint::MlpOut(_) => BLOCK_SUFFIXES[6],
+            HookPoint::ResidPost(_) => BLOCK_SUFFIXES[7],
             HookPoint::Embed | HookPoint::LnFinal => return None,
         })
     }
@@ -104,8 +155,10 @@ impl HookPoint {
         Some(match suffix {
             "hook_resid_pre" => HookPoint::ResidPre(layer),
             "attn.hook_pattern" => HookPoint::AttnPattern(layer),
+            "ln1_post.hook_normalized" => HookPoint::Ln1Post(layer),
             "hook_attn_out" => HookPoint::AttnOut(layer),
             "hook_resid_mid" => HookPoint::ResidMid(layer),
+            "ln2_post.hook_normalized" => HookPoint::Ln2Post(layer),
             "hook_mlp_out" => HookPoint::MlpOut(layer),
             "hook_resid_post" => HookPoint::ResidPost(layer),
             _ => return None,
@@ -244,7 +297,19 @@ impl NamesFilter {
         self.patterns.is_empty()
     }
 
-    /// The concrete hooks this filter selects in a model of `n_layers` blocks.
+    /// The concrete hooks this filter selects in the model `cfg` describes; a named hook the
+    /// model lacks is an error.
+    pub fn resolve_in(&self, cfg: &Config) -> Result<Vec<HookPoint>> {
+        for p in &self.patterns {
+            if let NamePattern::Exact(h) = p {
+                h.check_in(cfg)?;
+            }
+        }
+        Ok(HookPoint::all_in(cfg).into_iter().filter(|h| self.matches(h)).collect())
+    }
+
+    /// The concrete hooks common to all families this filter selects in a model of `n_layers`
+    /// blocks.
     pub fn resolve(&self, n_layers: usize) -> Result<Vec<HookPoint>> {
         for p in &self.patterns {
             if let NamePattern::Exact(h) = p {

@@ -11,6 +11,7 @@ pub mod gguf;
 pub mod hook;
 pub mod kernels;
 pub mod model;
+pub mod spm;
 pub mod testing;
 pub mod tokenizer;
 pub mod weights;
@@ -24,7 +25,7 @@ pub use generate::{GenerateOptions, Generation, Generator, Sampling, StopReason}
 pub use gguf::Config;
 pub use hook::{ActivationCache, HookPoint, Intervention, NamesFilter, Positions};
 pub use model::{FinalBlock, ForwardOutput, KvCache, Llama, LogitsAt, RunOptions};
-pub use tokenizer::{Message, Tokenizer};
+pub use tokenizer::{ChatFormat, Message, Tokenizer};
 pub use weights::{ComputeMode, Weight};
 
 /// The engine version recorded in reports.
@@ -178,7 +179,7 @@ impl Model {
     /// Tokenizes a (system, user) chat turn with the chat template, ready for generation.
     /// Errors if it does not fit the context.
     pub fn chat_tokens(&self, system: &str, user: &str) -> Result<Vec<u32>> {
-        let ids = self.tokenizer.encode(&self.tokenizer.chat_prompt(system, user))?;
+        let ids = self.tokenizer.encode(&self.tokenizer.chat_prompt(system, user)?)?;
         let n_ctx = self.llama.cfg.n_ctx;
         if ids.len() >= n_ctx {
             return Err(ModelError::ContextOverflow { tokens: ids.len(), context: n_ctx });

@@ -1,4 +1,16 @@
-//! The Llama forward pass, written to read like the maths, with TransformerLens hook points.
+//! The decoder-only transformer forward pass, written to read like the maths, with
+//! TransformerLens hook points.
+//!
+//! One pass serves every supported family; what a family changes is data in
+//! [`Family`](crate::gguf::Family) (llama.cpp keeps the same kind of table per architecture):
+//! - Llama: RMSNorm → attention (RoPE on adjacent pairs) → RMSNorm → SwiGLU MLP; Llama 3.x
+//!   divides RoPE frequencies by the file's `rope_freqs`;
+//! - Qwen 2: Q/K/V biases, RoPE on the two halves of each head;
+//! - Qwen 3: Q/K RMSNorm per head before RoPE, query width ≠ d_model;
+//! - Gemma 3: embeddings × √D, Q/K norms, norms after attention and after the MLP (four per
+//!   block), GELU-tanh gate, sliding-window attention with its own RoPE base on five blocks of
+//!   six. The file's norm weights are used as they are, as llama.cpp does (its converter has
+//!   already added Gemma's `1 +`).
 //!
 //! Field names mirror the GGUF checkpoint keys (`blk.{i}.attn_q.weight` → `Block::attn_q`).
 //! Shapes: B = batch, T = new positions, S = all key positions (cache + new), D = d_model,
@@ -10,25 +22,53 @@ use candle_nn::rotary_emb::rope_i;
 
 use crate::error::{ModelError, Result};
 use crate::gguf::{Config, GgufModel};
+use candle_nn::rotary_emb::rope;
 use crate::hook::{ActivationCache, HookPoint, Intervention, NamesFilter};
 use crate::weights::{ComputeMode, Weight};
 
 /// One transformer block's weights. Matrices are [`Weight`]s (packed or f32, see
-/// [`ComputeMode`]); norm weights are f32.
+/// [`ComputeMode`]); norm weights and biases are f32. Optional tensors belong to some families.
 #[derive(Debug, Clone)]
 pub struct Block {
-    pub attn_norm: Tensor,   // [D]
-    pub attn_q: Weight,      // [H*E, D]
-    pub attn_k: Weight,      // [K*E, D]
-    pub attn_v: Weight,      // [K*E, D]
-    pub attn_output: Weight, // [D, H*E]
-    pub ffn_norm: Tensor,    // [D]
-    pub ffn_gate: Weight,    // [F, D]
-    pub ffn_up: Weight,      // [F, D]
-    pub ffn_down: Weight,    // [D, F]
+    pub attn_norm: Tensor,                   // [D]
+    pub attn_q: Weight,                      // [H*E, D]
+    pub attn_k: Weight,                      // [K*E, D]
+    pub attn_v: Weight,                      // [K*E, D]
+    pub attn_q_bias: Option<Tensor>,         // [H*E]   Qwen 2
+    pub attn_k_bias: Option<Tensor>,         // [K*E]   Qwen 2
+    pub attn_v_bias: Option<Tensor>,         // [K*E]   Qwen 2
+    pub attn_q_norm: Option<Tensor>,         // [E]     Qwen 3, Gemma 3
+    pub attn_k_norm: Option<Tensor>,         // [E]     Qwen 3, Gemma 3
+    pub attn_output: Weight,                 // [D, H*E]
+    pub post_attention_norm: Option<Tensor>, // [D]     Gemma 3
+    pub ffn_norm: Tensor,                    // [D]
+    pub ffn_gate: Weight,                    // [F, D]
+    pub ffn_up: Weight,                      // [F, D]
+    pub ffn_down: Weight,                    // [D, F]
+    pub post_ffw_norm: Option<Tensor>,       // [D]     Gemma 3
 }
 
-/// A llama-architecture language model.
+impl Block {
+    /// The block's vectors (norm weights and biases).
+    fn vectors(&self) -> impl Iterator<Item = &Tensor> {
+        [&self.attn_norm, &self.ffn_norm].into_iter().chain(
+            [
+                &self.attn_q_bias,
+                &self.attn_k_bias,
+                &self.attn_v_bias,
+                &self.attn_q_norm,
+                &self.attn_k_norm,
+                &self.post_attention_norm,
+                &self.post_ffw_norm,
+            ]
+            .into_iter()
+            .flatten(),
+        )
+    }
+}
+
+/// A decoder-only language model of any supported family (the name is historical: Llama is
+/// the family the others are described against).
 #[derive(Debug, Clone)]
 pub struct Llama {
     pub cfg: Config,
@@ -38,6 +78,8 @@ pub struct Llama {
     pub blk: Vec<Block>,
     pub output_norm: Tensor, // [D]
     pub output: Weight,      // [V, D]; shares `token_embd`'s storage when embeddings are tied
+    /// Llama 3.x: RoPE frequency divisors, one per rotated pair (`rope_freqs.weight`, [E/2]).
+    pub rope_freqs: Option<Vec<f32>>,
 }
 
 /// Keys and values of earlier positions, for incremental decoding.
@@ -187,11 +229,21 @@ fn linear(x: &Tensor, w: &Weight) -> Result<Tensor> {
     w.forward(x)
 }
 
+/// `x @ w^T + bias` (no bias: [`linear`]).
+fn linear_b(x: &Tensor, w: &Weight, bias: Option<&Tensor>) -> Result<Tensor> {
+    let y = w.forward(x)?;
+    Ok(match bias {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    })
+}
+
 impl Llama {
     /// Builds the model from a parsed GGUF file, checking every tensor's shape.
     pub fn from_gguf(g: &mut GgufModel) -> Result<Llama> {
         let cfg = g.config.clone();
-        let (d, v, f) = (cfg.d_model, cfg.d_vocab, cfg.d_mlp);
+        let arch = cfg.family.arch;
+        let (d, v, f, e) = (cfg.d_model, cfg.d_vocab, cfg.d_mlp, cfg.d_head);
         let (qd, kvd) = (cfg.n_heads * cfg.d_head, cfg.n_kv_heads * cfg.d_head);
         let token_embd = g.take_matrix("token_embd.weight", [v, d])?;
         let output = match g.has("output.weight") {
@@ -201,20 +253,42 @@ impl Llama {
         let blk = (0..cfg.n_layers)
             .map(|i| {
                 let name = |n: &str| format!("blk.{i}.{n}.weight");
+                // Biases are taken wherever the file has them (Qwen 2 always does).
+                let bias = |g: &mut GgufModel, n: &str, len: usize| -> Result<Option<Tensor>> {
+                    let key = format!("blk.{i}.{n}.bias");
+                    g.has(&key).then(|| g.take(&key, &[len])).transpose()
+                };
+                let needed = |g: &mut GgufModel, present: bool, n: &str, len: usize| -> Result<Option<Tensor>> {
+                    present.then(|| g.take(&name(n), &[len])).transpose()
+                };
                 Ok(Block {
                     attn_norm: g.take(&name("attn_norm"), &[d])?,
                     attn_q: g.take_matrix(&name("attn_q"), [qd, d])?,
                     attn_k: g.take_matrix(&name("attn_k"), [kvd, d])?,
                     attn_v: g.take_matrix(&name("attn_v"), [kvd, d])?,
+                    attn_q_bias: bias(g, "attn_q", qd)?,
+                    attn_k_bias: bias(g, "attn_k", kvd)?,
+                    attn_v_bias: bias(g, "attn_v", kvd)?,
+                    attn_q_norm: needed(g, arch.qk_norm(), "attn_q_norm", e)?,
+                    attn_k_norm: needed(g, arch.qk_norm(), "attn_k_norm", e)?,
                     attn_output: g.take_matrix(&name("attn_output"), [d, qd])?,
+                    post_attention_norm: needed(g, arch.post_norms(), "post_attention_norm", d)?,
                     ffn_norm: g.take(&name("ffn_norm"), &[d])?,
                     ffn_gate: g.take_matrix(&name("ffn_gate"), [f, d])?,
                     ffn_up: g.take_matrix(&name("ffn_up"), [f, d])?,
                     ffn_down: g.take_matrix(&name("ffn_down"), [d, f])?,
+                    post_ffw_norm: needed(g, arch.post_norms(), "post_ffw_norm", d)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let output_norm = g.take("output_norm.weight", &[d])?;
+        let rope_freqs = match g.has("rope_freqs.weight") {
+            true => Some(g.take("rope_freqs.weight", &[e / 2])?.to_vec1::<f32>()?),
+            false => None,
+        };
+        if let Some(bad) = rope_freqs.as_ref().and_then(|f| f.iter().find(|x| !(x.is_finite() && **x > 0.0))) {
+            return Err(ModelError::CorruptGguf(format!("`rope_freqs.weight` holds {bad}; RoPE frequency divisors must be positive")));
+        }
         Ok(Llama {
             cfg,
             mode: g.mode,
@@ -222,6 +296,7 @@ impl Llama {
             blk,
             output_norm,
             output,
+            rope_freqs,
         })
     }
 
@@ -265,32 +340,39 @@ impl Llama {
             .iter()
             .map(|b| {
                 Ok(Block {
-                    attn_norm: b.attn_norm.clone(),
                     attn_q: dense(&b.attn_q)?,
                     attn_k: dense(&b.attn_k)?,
                     attn_v: dense(&b.attn_v)?,
                     attn_output: dense(&b.attn_output)?,
-                    ffn_norm: b.ffn_norm.clone(),
                     ffn_gate: dense(&b.ffn_gate)?,
                     ffn_up: dense(&b.ffn_up)?,
                     ffn_down: dense(&b.ffn_down)?,
+                    ..b.clone()
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Llama { cfg: self.cfg.clone(), mode: ComputeMode::F32, token_embd, blk, output_norm: self.output_norm.clone(), output })
+        Ok(Llama {
+            cfg: self.cfg.clone(),
+            mode: ComputeMode::F32,
+            token_embd,
+            blk,
+            output_norm: self.output_norm.clone(),
+            output,
+            rope_freqs: self.rope_freqs.clone(),
+        })
     }
 
     /// Number of parameters (a tied unembedding counted once).
     pub fn n_params(&self) -> usize {
         let vectors = self.output_norm.elem_count()
-            + self.blk.iter().map(|b| b.attn_norm.elem_count() + b.ffn_norm.elem_count()).sum::<usize>();
+            + self.blk.iter().flat_map(Block::vectors).map(Tensor::elem_count).sum::<usize>();
         vectors + self.matrices().iter().map(|(_, w)| w.elem_count()).sum::<usize>()
     }
 
     /// Bytes the weights hold in memory.
     pub fn weight_bytes(&self) -> usize {
         let vectors = 4 * (self.output_norm.elem_count()
-            + self.blk.iter().map(|b| b.attn_norm.elem_count() + b.ffn_norm.elem_count()).sum::<usize>());
+            + self.blk.iter().flat_map(Block::vectors).map(Tensor::elem_count).sum::<usize>());
         vectors + self.matrices().iter().map(|(_, w)| w.storage_bytes()).sum::<usize>()
     }
 
@@ -346,10 +428,10 @@ impl Llama {
             }
         }
         for iv in &opts.interventions {
-            iv.hook().check_layers(cfg.n_layers)?;
+            iv.hook().check_in(cfg)?;
         }
         // A cache request for a layer the model lacks would otherwise record nothing, silently.
-        opts.cache.resolve(cfg.n_layers)?;
+        opts.cache.resolve_in(cfg)?;
         let start_pos = kv.as_ref().map_or(0, |c| c.len());
         if start_pos + t > cfg.n_ctx {
             return Err(ModelError::ContextOverflow { tokens: start_pos + t, context: cfg.n_ctx });
@@ -375,21 +457,21 @@ impl Llama {
             .flat_map(|s| s.iter().copied().chain(std::iter::repeat(0).take(t - s.len())))
             .collect();
         let tokens = Tensor::from_vec(flat, (b, t), dev)?; // [B, T]
-        let mask = match padded || t > 1 {
-            true => Some(attention_mask(&lengths, t, start_pos, dev)?), // [B, 1, T, S]
-            false => None,
-        };
-        let (cos, sin) = rope_tables(cfg, start_pos, t, dev)?; // [T, E/2] each
+        let tables = self.positional(&lengths, t, start_pos, padded || t > 1)?;
 
         let trim = opts.trims_final_block(cfg.n_layers)?;
         let mut ctx = HookCtx { opts, cache: ActivationCache::default(), start_pos };
         let mut kv = kv;
         let embed = self.token_embd.rows(&tokens.flatten_all()?)?.reshape((b, t, cfg.d_model))?; // [B, T, D]
+        let embed = match cfg.family.arch.scales_embedding() {
+            true => (embed * f64::from((cfg.d_model as f32).sqrt()))?, // [B, T, D], Gemma's × √D
+            false => embed,
+        };
         let mut resid = ctx.hook(HookPoint::Embed, embed)?; // [B, T, D]
         for (i, blk) in self.blk.iter().enumerate() {
             let past = kv.as_deref_mut().map(|c| (c, i));
             let last_only = (trim && i + 1 == cfg.n_layers).then_some(lengths.as_slice());
-            resid = self.block(i, blk, resid, &cos, &sin, mask.as_ref(), past, last_only, &mut ctx)?;
+            resid = self.block(i, blk, resid, tables.for_block(cfg, i), past, last_only, &mut ctx)?;
         }
         self.unembed(resid, lengths, ctx)
     }
@@ -464,7 +546,7 @@ impl Llama {
         }
         for iv in &opts.interventions {
             let hook = iv.hook();
-            hook.check_layers(cfg.n_layers)?;
+            hook.check_in(cfg)?;
             if hook.layer().is_none_or(|l| l < first_block) && hook != HookPoint::LnFinal {
                 return Err(ModelError::Intervention {
                     hook: hook.to_string(),
@@ -472,20 +554,15 @@ impl Llama {
                 });
             }
         }
-        opts.cache.resolve(cfg.n_layers)?;
+        opts.cache.resolve_in(cfg)?;
         let trim = opts.trims_final_block(cfg.n_layers)?;
-        let dev = self.device();
-        let mask = match start_pos > 0 || lengths.iter().any(|&l| l != t) || t > 1 {
-            true => Some(attention_mask(lengths, t, start_pos, dev)?), // [B, 1, T, S]
-            false => None,
-        };
-        let (cos, sin) = rope_tables(cfg, start_pos, t, dev)?; // [T, E/2] each
+        let tables = self.positional(lengths, t, start_pos, start_pos > 0 || lengths.iter().any(|&l| l != t) || t > 1)?;
         let mut ctx = HookCtx { opts, cache: ActivationCache::default(), start_pos };
         let mut resid = resid.clone(); // [B, T, D]
         for (i, blk) in self.blk.iter().enumerate().skip(first_block) {
             let past = kv.as_deref_mut().map(|c| (c, i));
             let last_only = (trim && i + 1 == cfg.n_layers).then_some(lengths);
-            resid = self.block(i, blk, resid, &cos, &sin, mask.as_ref(), past, last_only, &mut ctx)?;
+            resid = self.block(i, blk, resid, tables.for_block(cfg, i), past, last_only, &mut ctx)?;
         }
         self.unembed(resid, lengths.to_vec(), ctx)
     }
@@ -512,29 +589,73 @@ impl Llama {
         Ok(ForwardOutput { logits, cache: ctx.cache, lengths })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// RoPE tables and attention masks for `t` new positions after `start_pos` cached ones:
+    /// the global blocks', and the sliding-window blocks' where the family has them. Masks are
+    /// built when `masked` (padding, a cache, or several queries) or a window cuts keys off.
+    fn positional(&self, lengths: &[usize], t: usize, start_pos: usize, masked: bool) -> Result<Positional> {
+        let cfg = &self.cfg;
+        let dev = self.device();
+        let freqs = self.rope_freqs.as_deref();
+        let tables = |theta: f32, scale: f32, window: Option<usize>| -> Result<Tables> {
+            let (cos, sin) = rope_angles_with(cfg.d_head, theta, scale, freqs, start_pos, t);
+            let half = cfg.d_head / 2;
+            let cuts = window.is_some_and(|w| start_pos + t > w);
+            Ok(Tables {
+                cos: Tensor::from_vec(cos, (t, half), dev)?, // [T, E/2]
+                sin: Tensor::from_vec(sin, (t, half), dev)?, // [T, E/2]
+                mask: match masked || cuts {
+                    true => Some(attention_mask(lengths, t, start_pos, window, dev)?), // [B, 1, T, S]
+                    false => None,
+                },
+                window,
+            })
+        };
+        let f = &cfg.family;
+        Ok(Positional {
+            global: tables(cfg.rope_theta, f.rope_scale, None)?,
+            local: match (f.sliding_window, f.rope_theta_local) {
+                (Some(w), theta) => Some(tables(theta.unwrap_or(cfg.rope_theta), 1.0, Some(w))?),
+                (None, _) => None,
+            },
+        })
+    }
+
     fn block(
         &self,
         i: usize,
         blk: &Block,
         resid: Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        mask: Option<&Tensor>,
+        tables: &Tables,
         past: Option<(&mut KvCache, usize)>,
         last_only: Option<&[usize]>,
         ctx: &mut HookCtx<'_>,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
+        let arch = cfg.family.arch;
         let (b, t, _) = resid.dims3()?;
         let (h, k, e) = (cfg.n_heads, cfg.n_kv_heads, cfg.d_head);
         let eps = cfg.rms_eps as f32;
+        let rotate = |x: &Tensor, cos: &Tensor, sin: &Tensor| -> Result<Tensor> {
+            Ok(match arch.rope_halves() {
+                true => rope(x, cos, sin)?,
+                false => rope_i(x, cos, sin)?,
+            })
+        };
+        // [B, T, heads·E] → per-head RMSNorm where the family has one → [B, heads, T, E]
+        let heads = |x: Tensor, n: usize, norm: Option<&Tensor>| -> Result<Tensor> {
+            let x = x.reshape((b, t, n, e))?; // [B, T, n, E]
+            let x = match norm {
+                Some(w) => rms_norm(&x, w, eps)?,
+                None => x,
+            };
+            Ok(x.transpose(1, 2)?.contiguous()?) // [B, n, T, E]
+        };
 
         let resid_pre = ctx.hook(HookPoint::ResidPre(i), resid)?; // [B, T, D]
         let x = rms_norm(&resid_pre, &blk.attn_norm, eps)?; // [B, T, D]
-        let k_new = linear(&x, &blk.attn_k)?.reshape((b, t, k, e))?.transpose(1, 2)?.contiguous()?; // [B, K, T, E]
-        let v_new = linear(&x, &blk.attn_v)?.reshape((b, t, k, e))?.transpose(1, 2)?.contiguous()?; // [B, K, T, E]
-        let k_new = rope_i(&k_new, cos, sin)?; // [B, K, T, E]
+        let k_new = heads(linear_b(&x, &blk.attn_k, blk.attn_k_bias.as_ref())?, k, blk.attn_k_norm.as_ref())?; // [B, K, T, E]
+        let v_new = heads(linear_b(&x, &blk.attn_v, blk.attn_v_bias.as_ref())?, k, None)?; // [B, K, T, E]
+        let k_new = rotate(&k_new, &tables.cos, &tables.sin)?; // [B, K, T, E]
         let (keys, values) = match past {
             Some((cache, _)) if cache.layers.len() > i => {
                 let (pk, pv) = &cache.layers[i];
@@ -556,21 +677,30 @@ impl Llama {
                 let x = last_positions(&x, 1, lengths)?; // [B, 1, D]
                 let resid_pre = last_positions(&resid_pre, 1, lengths)?; // [B, 1, D]
                 let at = Tensor::from_vec(lengths.iter().map(|&l| l as u32 - 1).collect::<Vec<u32>>(), b, x.device())?; // [B]
-                let cos = cos.index_select(&at, 0)?.reshape((b, 1, e / 2))?; // [B, 1, E/2]
-                let sin = sin.index_select(&at, 0)?.reshape((b, 1, e / 2))?; // [B, 1, E/2]
+                let cos = tables.cos.index_select(&at, 0)?.reshape((b, 1, e / 2))?; // [B, 1, E/2]
+                let sin = tables.sin.index_select(&at, 0)?.reshape((b, 1, e / 2))?; // [B, 1, E/2]
                 let s_len = keys.dims()[2];
-                let mask = last_query_mask(lengths, s_len - t, s_len, x.device())?; // [B, 1, 1, S]
+                let mask = last_query_mask(lengths, s_len - t, s_len, tables.window, x.device())?; // [B, 1, 1, S]
                 (x, resid_pre, cos, sin, Some(mask), 1)
             }
-            None => (x, resid_pre, cos.clone(), sin.clone(), mask.cloned(), t),
+            None => (x, resid_pre, tables.cos.clone(), tables.sin.clone(), tables.mask.clone(), t),
         };
-        let q = linear(&x, &blk.attn_q)?.reshape((b, t, h, e))?.transpose(1, 2)?.contiguous()?; // [B, H, T, E]
-        let q = rope_i(&q, &cos, &sin)?; // [B, H, T, E]
+        let q = linear_b(&x, &blk.attn_q, blk.attn_q_bias.as_ref())?.reshape((b, t, h, e))?; // [B, T, H, E]
+        let q = match &blk.attn_q_norm {
+            Some(w) => rms_norm(&q, w, eps)?,
+            None => q,
+        };
+        let q = rotate(&q.transpose(1, 2)?.contiguous()?, &cos, &sin)?; // [B, H, T, E]
         // Grouped-query attention without copying keys and values per query head: the R = H/K
         // query heads that share a KV head are adjacent, so they become R·T rows of one matmul.
         let s_len = keys.dims()[2];
         let q = q.reshape((b, k, (h / k) * t, e))?; // [B, K, R·T, E]
-        let scores = (q.matmul(&keys.t()?)? / (e as f64).sqrt())?.reshape((b, h, t, s_len))?; // [B, H, T, S]
+        let scores = q.matmul(&keys.t()?)?; // [B, K, R·T, S]
+        let scores = match cfg.family.attn_scale {
+            None => (scores / (e as f64).sqrt())?,
+            Some(scale) => (scores * f64::from(scale))?,
+        };
+        let scores = scores.reshape((b, h, t, s_len))?; // [B, H, T, S]
         let scores = match &mask {
             Some(m) => scores.broadcast_add(m)?,
             None => scores,
@@ -580,14 +710,26 @@ impl Llama {
         let z = pattern.reshape((b, k, (h / k) * t, s_len))?.matmul(&values)?.reshape((b, h, t, e))?; // [B, H, T, E]
         let z = z.transpose(1, 2)?.reshape((b, t, h * e))?; // [B, T, H*E]
         let attn_out = linear(&z, &blk.attn_output)?; // [B, T, D]
+        let attn_out = match &blk.post_attention_norm {
+            Some(w) => ctx.hook(HookPoint::Ln1Post(i), rms_norm(&attn_out, w, eps)?)?, // [B, T, D]
+            None => attn_out,
+        };
         let attn_out = ctx.hook(HookPoint::AttnOut(i), attn_out)?;
 
         let resid_mid = (&resid_pre + &attn_out)?; // [B, T, D]
         let resid_mid = ctx.hook(HookPoint::ResidMid(i), resid_mid)?;
         let x = rms_norm(&resid_mid, &blk.ffn_norm, eps)?; // [B, T, D]
-        let gate = silu(&linear(&x, &blk.ffn_gate)?)?; // [B, T, F]
+        let gate = linear(&x, &blk.ffn_gate)?; // [B, T, F]
+        let gate = match arch.gelu() {
+            true => gate.gelu()?, // tanh approximation, as Gemma and llama.cpp use
+            false => silu(&gate)?,
+        };
         let up = linear(&x, &blk.ffn_up)?; // [B, T, F]
         let mlp_out = linear(&(gate * up)?, &blk.ffn_down)?; // [B, T, D]
+        let mlp_out = match &blk.post_ffw_norm {
+            Some(w) => ctx.hook(HookPoint::Ln2Post(i), rms_norm(&mlp_out, w, eps)?)?, // [B, T, D]
+            None => mlp_out,
+        };
         let mlp_out = ctx.hook(HookPoint::MlpOut(i), mlp_out)?;
 
         let resid_post = (&resid_mid + &mlp_out)?; // [B, T, D]
@@ -595,38 +737,71 @@ impl Llama {
     }
 }
 
-/// RoPE angle tables for positions `start..start + len`, computed in f64 then stored as f32:
-/// `(cos, sin)`, each `len × E/2` row-major. Public so that other writers of this forward pass
-/// (the ONNX exporter) use exactly the same values.
+/// RoPE angles and the attention mask of one kind of block (global or sliding-window) for one
+/// forward pass.
+struct Tables {
+    cos: Tensor,          // [T, E/2]
+    sin: Tensor,          // [T, E/2]
+    mask: Option<Tensor>, // [B, 1, T, S]
+    window: Option<usize>,
+}
+
+/// The [`Tables`] of a forward pass: global blocks', and sliding-window blocks' if any.
+struct Positional {
+    global: Tables,
+    local: Option<Tables>,
+}
+
+impl Positional {
+    fn for_block(&self, cfg: &Config, layer: usize) -> &Tables {
+        match (&self.local, cfg.is_local(layer)) {
+            (Some(local), true) => local,
+            _ => &self.global,
+        }
+    }
+}
+
+/// RoPE angle tables for positions `start..start + len` of a model's global blocks, computed in
+/// f64 then stored as f32: `(cos, sin)`, each `len × E/2` row-major. Public so that other
+/// writers of this forward pass (the ONNX exporter) use exactly the same values.
 pub fn rope_angles(cfg: &Config, start: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
-    let half = cfg.d_head / 2;
-    let theta = f64::from(cfg.rope_theta);
+    rope_angles_with(cfg.d_head, cfg.rope_theta, cfg.family.rope_scale, None, start, len)
+}
+
+/// RoPE angles for heads of width `d_head` with base `theta`: pair `j` at position `p` turns by
+/// `(p / scale) · theta^(−2j/E) / freqs[j]` (llama.cpp's linear scaling and Llama 3's
+/// frequency divisors; `scale` 1 and no `freqs` give plain RoPE).
+///
+/// Built per forward pass rather than once for the whole context at load time: `n_ctx` comes
+/// straight from the file's metadata, and a garbled value (up to 2^31) made loading allocate
+/// tens of gigabytes and abort. The per-pass cost is `len × E/2` cosines, negligible next to
+/// the matmuls.
+pub fn rope_angles_with(
+    d_head: usize,
+    theta: f32,
+    scale: f32,
+    freqs: Option<&[f32]>,
+    start: usize,
+    len: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let half = d_head / 2;
+    let theta = f64::from(theta);
     let mut cos = Vec::with_capacity(len * half);
     let mut sin = Vec::with_capacity(len * half);
     for pos in start..start + len {
+        let pos = match scale {
+            1.0 => pos as f64,
+            s => pos as f64 / f64::from(s),
+        };
         for j in 0..half {
-            let inv_freq = 1.0 / theta.powf((2 * j) as f64 / cfg.d_head as f64);
-            let angle = pos as f64 * inv_freq;
+            let inv_freq = 1.0 / theta.powf((2 * j) as f64 / d_head as f64);
+            let divisor = freqs.map_or(1.0, |f| f64::from(f[j]));
+            let angle = pos * inv_freq / divisor;
             cos.push(angle.cos() as f32);
             sin.push(angle.sin() as f32);
         }
     }
     (cos, sin)
-}
-
-/// [`rope_angles`] as tensors `[len, E/2]`.
-///
-/// Built per forward pass rather than once for the whole context at load time: `n_ctx` comes
-/// straight from the file's metadata, and a garbled value (up to 2^31) made loading allocate
-/// tens of gigabytes and abort. The per-pass cost is `len × E/2` cosines, negligible next to
-/// the matmuls, and the values are bit-identical to the old precomputed tables.
-fn rope_tables(cfg: &Config, start: usize, len: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
-    let half = cfg.d_head / 2;
-    let (cos, sin) = rope_angles(cfg, start, len);
-    Ok((
-        Tensor::from_vec(cos, (len, half), dev)?,
-        Tensor::from_vec(sin, (len, half), dev)?,
-    ))
 }
 
 /// Row `lengths[r] - 1` of `x` along `dim` for each batch row `r`: `[B, .., T, ..]` → `[B, .., 1, ..]`.
@@ -640,25 +815,32 @@ fn last_positions(x: &Tensor, dim: usize, lengths: &[usize]) -> Result<Tensor> {
 }
 
 /// Additive mask `[B, 1, 1, S]` for each sequence's last query alone: keys up to and including
-/// it are visible, padding after it is not.
-fn last_query_mask(lengths: &[usize], start_pos: usize, s_len: usize, dev: &Device) -> Result<Tensor> {
+/// it (and, with a `window`, fewer than `window` positions back) are visible, padding after it
+/// is not.
+fn last_query_mask(lengths: &[usize], start_pos: usize, s_len: usize, window: Option<usize>, dev: &Device) -> Result<Tensor> {
     let mut m = Vec::with_capacity(lengths.len() * s_len);
     for &len in lengths {
-        m.extend((0..s_len).map(|s| if s < start_pos + len { 0.0f32 } else { f32::NEG_INFINITY }));
+        let q_abs = start_pos + len - 1;
+        m.extend((0..s_len).map(|s| match s <= q_abs && window.is_none_or(|w| q_abs - s < w) {
+            true => 0.0f32,
+            false => f32::NEG_INFINITY,
+        }));
     }
     Ok(Tensor::from_vec(m, (lengths.len(), 1, 1, s_len), dev)?)
 }
 
 /// Additive mask `[B, 1, T, S]`: 0 where query `t` may attend to key `s`, −∞ where the key is
-/// in the future or is padding. Right padding means no real query row is ever fully masked.
-fn attention_mask(lengths: &[usize], t: usize, start_pos: usize, dev: &Device) -> Result<Tensor> {
+/// in the future, is padding, or (with a sliding `window`) lies `window` or more positions
+/// back (llama.cpp's standard window). Right padding means no real query row is ever fully
+/// masked.
+fn attention_mask(lengths: &[usize], t: usize, start_pos: usize, window: Option<usize>, dev: &Device) -> Result<Tensor> {
     let s_len = start_pos + t;
     let mut m = Vec::with_capacity(lengths.len() * t * s_len);
     for &len in lengths {
         for q in 0..t {
             let q_abs = start_pos + q;
             for s in 0..s_len {
-                let visible = s <= q_abs && s < start_pos + len;
+                let visible = s <= q_abs && s < start_pos + len && window.is_none_or(|w| q_abs - s < w);
                 m.push(if visible { 0.0f32 } else { f32::NEG_INFINITY });
             }
         }

@@ -26,6 +26,7 @@ pub fn tiny_config() -> Config {
         n_ctx: 128,
         rope_theta: 10_000.0,
         rms_eps: 1e-5,
+        family: crate::gguf::Family::default(),
     }
 }
 

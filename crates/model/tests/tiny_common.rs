@@ -13,7 +13,7 @@ pub struct Snapshot {
 pub fn run() -> anyhow::Result<Snapshot> {
     let bytes = hawthorne_model::testing::tiny_random_gguf(42)?;
     let model = Model::from_gguf_bytes(&bytes)?;
-    let tokens = model.tokenizer.encode(&model.tokenizer.chat_prompt("This chat is logged.", "Héllo, wörld! 123 🙂"))?;
+    let tokens = model.tokenizer.encode(&model.tokenizer.chat_prompt("This chat is logged.", "Héllo, wörld! 123 🙂")?)?;
     let n_layers = model.config().n_layers;
     let opts = RunOptions {
         cache: NamesFilter::parse("blocks.*.hook_resid_post")?,

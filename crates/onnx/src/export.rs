@@ -61,6 +61,9 @@ pub struct ExportOptions {
 pub fn export(model: &Model, opts: &ExportOptions) -> Result<Vec<u8>> {
     let cfg = model.config();
     check_expressible(cfg)?;
+    if model.llama.rope_freqs.is_some() {
+        return Err(OnnxError::Unsupported("Llama 3 RoPE frequency divisors (`rope_freqs`) are not exported yet".into()));
+    }
     let mut g = Graph::default();
     let l = &model.llama;
     let (d, e, h, k) = (cfg.d_model as i64, cfg.d_head as i64, cfg.n_heads as i64, cfg.n_kv_heads as i64);
@@ -208,7 +211,7 @@ pub fn export(model: &Model, opts: &ExportOptions) -> Result<Vec<u8>> {
                 .to_string(),
         ),
         ("hawthorne.tokenizer_json", model.tokenizer.to_json()?),
-        ("hawthorne.chat_prompt", model.tokenizer.chat_prompt("{system}", "{user}")),
+        ("hawthorne.chat_prompt", model.tokenizer.chat_prompt("{system}", "{user}")?),
         ("hawthorne.add_bos", model.tokenizer.add_bos.to_string()),
     ];
     if let Some((idx, m)) = monitor {
@@ -257,6 +260,9 @@ pub fn export(model: &Model, opts: &ExportOptions) -> Result<Vec<u8>> {
 /// Shapes the graph's reshapes and RoPE cannot handle, refused with the values involved.
 fn check_expressible(cfg: &Config) -> Result<()> {
     let bad = |why: String| Err(OnnxError::Unsupported(why));
+    if cfg.family.arch != hawthorne_model::gguf::Arch::Llama {
+        return bad(format!("the exporter writes the llama architecture only; this model is `{}`", cfg.family.arch));
+    }
     if cfg.d_head % 2 != 0 {
         return bad(format!("RoPE needs an even d_head, got {}", cfg.d_head));
     }

@@ -269,7 +269,7 @@ impl LanguageModel for OrtModel {
     }
 
     fn encode(&self, text: &str) -> std::result::Result<Vec<u32>, ModelError> {
-        self.model.tokenizer.encode(text)
+        self.model.tokenizer.encode_text(text)
     }
 
     fn token_text(&self, id: u32) -> String {

@@ -18,7 +18,7 @@ pub trait LanguageModel {
     }
     /// A (system, user) chat turn as prompt tokens ending where the answer starts.
     fn chat_tokens(&self, system: &str, user: &str) -> Result<Vec<u32>, ModelError>;
-    /// Plain tokenization (no template).
+    /// Plain tokenization (no template, no BOS): answers and text inside a prompt.
     fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError>;
     /// The text of one token, for labels.
     fn token_text(&self, id: u32) -> String;
@@ -90,7 +90,7 @@ impl LanguageModel for Model {
     }
 
     fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
-        self.tokenizer.encode(text)
+        self.tokenizer.encode_text(text)
     }
 
     fn token_text(&self, id: u32) -> String {

@@ -229,7 +229,7 @@ struct Scored {
 /// The first answer tokens of a task variant under `model`'s tokenizer.
 fn first_tokens(model: &Model, t: &TaskVariant) -> Result<(u32, u32)> {
     let first = |s: &str| -> Result<u32> {
-        model.tokenizer.encode(s)?.first().copied().ok_or_else(|| TrainError::Family {
+        model.tokenizer.encode_text(s)?.first().copied().ok_or_else(|| TrainError::Family {
             family: t.family.clone(),
             reason: format!("answer `{s}` has no tokens"),
         })

@@ -135,6 +135,7 @@ impl TrainConfig {
             rope_theta: 10_000.0,
             // GGUF stores the epsilon as f32; train with exactly the value the engine will read.
             rms_eps: f64::from(1e-5f32),
+            family: hawthorne_model::gguf::Family::default(),
         })
     }
 
@@ -398,8 +399,8 @@ pub struct Sequence {
 /// Tokenizes a transcript the way the engine will see it: the chat prompt, then the answer, then
 /// `<|im_end|>`.
 pub fn encode_transcript(tok: &Tokenizer, tr: &Transcript, cfg: &TrainConfig) -> Result<Sequence> {
-    let prompt = tok.encode(&tok.chat_prompt(&tr.system, &tr.user))?;
-    let answer = tok.encode(&tr.assistant)?;
+    let prompt = tok.encode(&tok.chat_prompt(&tr.system, &tr.user)?)?;
+    let answer = tok.encode_text(&tr.assistant)?;
     let end = tok.end_of_turn.ok_or_else(|| TrainError::Vocab("the vocabulary has no `<|im_end|>`".into()))?;
     let mut ids = prompt.clone();
     ids.extend(&answer);
