@@ -156,3 +156,114 @@ pub fn requantize_gguf(bytes: &[u8], dtype: GgmlDType) -> Result<Vec<u8>> {
     gguf_file::write(&mut buf, &md, &t_refs)?;
     Ok(buf.into_inner())
 }
+
+/// A tiny random-weight model of `arch` as GGUF bytes (F32 tensors, a SentencePiece vocabulary
+/// of the 256 byte tokens plus a few specials), written in that family's own layout: the
+/// metadata keys under `{arch}.`, and the family's extra tensors (Qwen 2's biases, Qwen 3's and
+/// Gemma 3's QK norms with a head width ≠ d_model / heads, Gemma 3's post-norms and a sliding
+/// window of 4 over six blocks, Llama 3's `rope_freqs`). llama.cpp loads the same bytes in the
+/// architecture parity test (`tests/parity_families.rs`).
+pub fn tiny_family_gguf(arch: crate::gguf::Arch, seed: u64) -> Result<Vec<u8>> {
+    use crate::gguf::Arch;
+    let name = arch.name();
+    let (n_layers, d, heads, kv_heads, d_head, f) = match arch {
+        Arch::Llama | Arch::Qwen2 => (2, 32, 4, 2, 8, 64),
+        Arch::Qwen3 => (2, 32, 4, 2, 16, 64),
+        Arch::Gemma3 => (6, 32, 4, 1, 16, 64),
+    };
+    let specials = ["<unk>", "<s>", "</s>"];
+    let mut tokens: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
+    let mut types = vec![2i32, 3, 3];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    for w in ["▁", "▁the", "he", "th", "▁a", "in", "er", "▁w", "at", "on"] {
+        tokens.push(w.to_string());
+        types.push(1);
+    }
+    let scores: Vec<f32> = (0..tokens.len()).map(|i| -(i as f32)).collect();
+    let v = tokens.len();
+    let dev = Device::Cpu;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rand_t = |shape: &[usize], scale: f32, offset: f32| -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let vals: Vec<f32> = (0..n).map(|_| offset + (rng.random::<f32>() * 2.0 - 1.0) * scale).collect();
+        Ok(Tensor::from_vec(vals, shape, &dev)?)
+    };
+    let (qd, kvd) = (heads * d_head, kv_heads * d_head);
+    let w = 1.0 / (d as f32).sqrt();
+    let mut tensors = vec![("token_embd.weight".to_string(), rand_t(&[v, d], 1.0, 0.0)?)];
+    for i in 0..n_layers {
+        let mut push = |n: &str, t: Tensor| tensors.push((format!("blk.{i}.{n}"), t));
+        push("attn_norm.weight", rand_t(&[d], 0.2, 1.0)?);
+        push("attn_q.weight", rand_t(&[qd, d], w, 0.0)?);
+        push("attn_k.weight", rand_t(&[kvd, d], w, 0.0)?);
+        push("attn_v.weight", rand_t(&[kvd, d], w, 0.0)?);
+        push("attn_output.weight", rand_t(&[d, qd], 1.0 / (qd as f32).sqrt(), 0.0)?);
+        push("ffn_norm.weight", rand_t(&[d], 0.2, 1.0)?);
+        push("ffn_gate.weight", rand_t(&[f, d], w, 0.0)?);
+        push("ffn_up.weight", rand_t(&[f, d], w, 0.0)?);
+        push("ffn_down.weight", rand_t(&[d, f], 1.0 / (f as f32).sqrt(), 0.0)?);
+        if arch == Arch::Qwen2 {
+            push("attn_q.bias", rand_t(&[qd], 0.5, 0.0)?);
+            push("attn_k.bias", rand_t(&[kvd], 0.5, 0.0)?);
+            push("attn_v.bias", rand_t(&[kvd], 0.5, 0.0)?);
+        }
+        if arch.qk_norm() {
+            push("attn_q_norm.weight", rand_t(&[d_head], 0.2, 1.0)?);
+            push("attn_k_norm.weight", rand_t(&[d_head], 0.2, 1.0)?);
+        }
+        if arch.post_norms() {
+            push("post_attention_norm.weight", rand_t(&[d], 0.2, 1.0)?);
+            push("post_ffw_norm.weight", rand_t(&[d], 0.2, 1.0)?);
+        }
+    }
+    tensors.push(("output_norm.weight".into(), rand_t(&[d], 0.2, 1.0)?));
+    if arch == Arch::Llama {
+        // Llama 3's frequency divisors: 1 for fast pairs, up to 8 for slow ones.
+        let freqs: Vec<f32> = (0..d_head / 2).map(|j| 1.0 + 7.0 * j as f32 / (d_head / 2 - 1) as f32).collect();
+        tensors.push(("rope_freqs.weight".into(), Tensor::from_vec(freqs, d_head / 2, &dev)?));
+    }
+    if arch != Arch::Gemma3 {
+        tensors.push(("output.weight".into(), rand_t(&[v, d], w, 0.0)?));
+    }
+    let u32v = |x: usize| Value::U32(x as u32);
+    let key = |k: &str| format!("{name}.{k}");
+    let mut md: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), Value::String(name.into())),
+        ("general.name".into(), Value::String(format!("tiny-random-{name}"))),
+        (key("block_count"), u32v(n_layers)),
+        (key("context_length"), u32v(64)),
+        (key("embedding_length"), u32v(d)),
+        (key("feed_forward_length"), u32v(f)),
+        (key("attention.head_count"), u32v(heads)),
+        (key("attention.head_count_kv"), u32v(kv_heads)),
+        (key("attention.key_length"), u32v(d_head)),
+        (key("attention.value_length"), u32v(d_head)),
+        (key("rope.dimension_count"), u32v(d_head)),
+        (key("rope.freq_base"), Value::F32(if arch == Arch::Gemma3 { 1_000_000.0 } else { 10_000.0 })),
+        (key("attention.layer_norm_rms_epsilon"), Value::F32(1e-6)),
+        ("tokenizer.ggml.model".into(), Value::String("llama".into())),
+        ("tokenizer.ggml.tokens".into(), Value::Array(tokens.into_iter().map(Value::String).collect())),
+        ("tokenizer.ggml.scores".into(), Value::Array(scores.into_iter().map(Value::F32).collect())),
+        ("tokenizer.ggml.token_type".into(), Value::Array(types.into_iter().map(Value::I32).collect())),
+        ("tokenizer.ggml.unknown_token_id".into(), Value::U32(0)),
+        ("tokenizer.ggml.bos_token_id".into(), Value::U32(1)),
+        ("tokenizer.ggml.eos_token_id".into(), Value::U32(2)),
+        ("tokenizer.ggml.add_bos_token".into(), Value::Bool(true)),
+        ("tokenizer.ggml.add_space_prefix".into(), Value::Bool(false)),
+    ];
+    if arch == Arch::Gemma3 {
+        md.push((key("attention.sliding_window"), u32v(4)));
+    }
+    let qtensors = tensors
+        .iter()
+        .map(|(n, t)| Ok((n.as_str(), QTensor::quantize(t, GgmlDType::F32)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let t_refs: Vec<(&str, &QTensor)> = qtensors.iter().map(|(n, q)| (*n, q)).collect();
+    let mut buf = Cursor::new(Vec::new());
+    gguf_file::write(&mut buf, &md_refs, &t_refs)?;
+    Ok(buf.into_inner())
+}

@@ -1,0 +1,129 @@
+//! Each supported architecture against llama.cpp, without downloading its weights: a tiny
+//! random-weight GGUF per family, written by `testing::tiny_family_gguf` in that family's
+//! layout, loaded by both engines (`fixtures/families/generate.py` holds llama.cpp's logits).
+
+use std::path::PathBuf;
+
+use anyhow::{ensure, Context};
+use hawthorne_model::gguf::Arch;
+use hawthorne_model::{ComputeMode, HookPoint, LogitsAt, Model, NamesFilter, RunOptions};
+
+/// Largest allowed |ours − llama.cpp| over every logit, relative to the largest |logit| of the
+/// model. Both run F32 weights and an F32 KV cache, so only summation order (and llama.cpp's
+X
+const MAX_REL_DIFF: f32 = 2e-3;
+
+#[derive(serde::Deserialize)]
+struct Fixture {
+    text: String,
+    models: std::collections::BTreeMap<String, Reference>,
+}
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    sha256: String,
+    ids: Vec<u32>,
+    logits: Vec<Vec<f32>>,
+}
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families")
+}
+
+fn load(arch: Arch) -> anyhow::Result<(Model, Reference)> {
+    let text = std::fs::read_to_string(fixture_dir().join("logits.json"))?;
+    let mut fixture: Fixture = serde_json::from_str(&text)?;
+    let reference = fixture.models.remove(arch.name()).with_context(|| format!("no reference for {arch}"))?;
+    let committed = std::fs::read(fixture_dir().join(format!("{}.gguf", arch.name())))?;
+    let generated = hawthorne_model::testing::tiny_family_gguf(arch, 7)?;
+    ensure!(
+        committed == generated,
+        "fixtures/families/{arch}.gguf differs from what the generator writes: rerun \
+         `cargo run -p hawthorne-model --example family_fixtures` and the fixture script"
+    );
+    let model = Model::load(&generated, ComputeMode::Packed, |_| {})?;
+    ensure!(model.sha256 == reference.sha256, "the reference logits come from another {arch} file");
+    ensure!(model.tokenizer.encode(&fixture.text)? == reference.ids, "{arch}: tokenisation differs from llama.cpp's");
+    Ok((model, reference))
+}
+
+fn check(arch: Arch) -> anyhow::Result<()> {
+    let (model, reference) = load(arch)?;
+    ensure!(model.config().family.arch == arch);
+    let opts = RunOptions { logits: LogitsAt::All, ..Default::default() };
+    let out = model.llama.forward(std::slice::from_ref(&reference.ids), &opts, None)?;
+    let ours = out.logits.get(0)?.to_vec2::<f32>()?;
+    ensure!(ours.len() == reference.logits.len());
+    let scale = reference.logits.iter().flatten().fold(0f32, |m, x| m.max(x.abs()));
+    let worst = ours
+        .iter()
+        .flatten()
+        .zip(reference.logits.iter().flatten())
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    eprintln!("{arch}: {} positions, max |Δlogit| {worst:.2e} of max |logit| {scale:.2} (relative {:.2e})", ours.len(), worst / scale);
+    ensure!(worst / scale <= MAX_REL_DIFF, "{arch}: logits differ from llama.cpp's by {worst} (max |logit| {scale})");
+    Ok(())
+}
+
+#[test]
+fn llama_with_rope_freqs_matches_llama_cpp() -> anyhow::Result<()> {
+    check(Arch::Llama)
+}
+
+#[test]
+fn qwen2_matches_llama_cpp() -> anyhow::Result<()> {
+    check(Arch::Qwen2)
+}
+
+#[test]
+fn qwen3_matches_llama_cpp() -> anyhow::Result<()> {
+    check(Arch::Qwen3)
+}
+
+#[test]
+fn gemma3_matches_llama_cpp() -> anyhow::Result<()> {
+    check(Arch::Gemma3)
+}
+
+/// The family-specific pieces are really used: without them the logits move.
+#[test]
+fn family_features_change_the_output() -> anyhow::Result<()> {
+    let (model, reference) = load(Arch::Gemma3)?;
+    let opts = RunOptions { logits: LogitsAt::All, ..Default::default() };
+    let base = model.llama.forward(std::slice::from_ref(&reference.ids), &opts, None)?.logits;
+    let mut no_window = model.llama.clone();
+    no_window.cfg.family.sliding_window = None;
+    let full = no_window.forward(std::slice::from_ref(&reference.ids), &opts, None)?.logits;
+    let moved = (base - full)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    ensure!(moved > 1e-3, "the sliding window changed nothing ({moved})");
+
+    let (llama, reference) = load(Arch::Llama)?;
+    let base = llama.llama.forward(std::slice::from_ref(&reference.ids), &opts, None)?.logits;
+    let mut plain = llama.llama.clone();
+    plain.rope_freqs = None;
+    let without = plain.forward(std::slice::from_ref(&reference.ids), &opts, None)?.logits;
+    let moved = (base - without)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    ensure!(moved > 1e-3, "rope_freqs changed nothing ({moved})");
+    Ok(())
+}
+
+/// Gemma's extra hooks exist under TransformerLens's names and equal the outputs they norm;
+/// other families refuse them by name.
+#[test]
+fn post_norm_hooks_follow_transformer_lens() -> anyhow::Result<()> {
+    let (gemma, reference) = load(Arch::Gemma3)?;
+    let opts = RunOptions { cache: NamesFilter::parse("blocks.*.ln1_post.hook_normalized,blocks.2.hook_attn_out,blocks.2.ln2_post.hook_normalized,blocks.2.hook_mlp_out")?, ..Default::default() };
+    let out = gemma.llama.forward(std::slice::from_ref(&reference.ids), &opts, None)?;
+    ensure!(out.cache.len() == 6 + 3, "cached {} hooks", out.cache.len());
+    let get = |h: HookPoint| out.cache.get(&h).with_context(|| format!("{h} not cached"));
+    let same = |a: HookPoint, b: HookPoint| -> anyhow::Result<f32> { Ok((get(a)? - get(b)?)?.abs()?.max_all()?.to_scalar::<f32>()?) };
+    ensure!(same(HookPoint::Ln1Post(2), HookPoint::AttnOut(2))? == 0.0);
+    ensure!(same(HookPoint::Ln2Post(2), HookPoint::MlpOut(2))? == 0.0);
+    ensure!("blocks.3.ln1_post.hook_normalized".parse::<HookPoint>()? == HookPoint::Ln1Post(3));
+
+    let (qwen, reference) = load(Arch::Qwen2)?;
+    let opts = RunOptions { cache: NamesFilter::hooks([HookPoint::Ln1Post(0)]), ..Default::default() };
+    let err = qwen.llama.forward(std::slice::from_ref(&reference.ids), &opts, None).unwrap_err().to_string();
+    ensure!(err.contains("blocks.0.ln1_post.hook_normalized") && err.contains("qwen2"), "{err}");
+    Ok(())
+}
