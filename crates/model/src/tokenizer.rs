@@ -54,7 +54,8 @@ pub enum ChatFormat {
     Gemma,
     /// `<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>` (Llama 3).
     Llama3,
-    /// No chat template in the file (a base model): `{system}\n\nUser: {user}\nAssistant:`.
+    /// No chat template in the file and no ChatML markers in its vocabulary (a base model):
+    /// `{system}\n\nUser: {user}\nAssistant:`.
     Plain,
     /// A template this engine does not recognise (its opening characters); applying it fails.
     Unsupported(String),
@@ -142,6 +143,12 @@ impl Tokenizer {
         let id = |t: &str| match &inner {
             Vocabulary::Bpe(b) => b.token_to_id(t),
             Vocabulary::Spm(s) => s.token_to_id(t),
+        };
+        // A file with no template whose vocabulary has ChatML's turn markers is a ChatML model
+        // (llama.cpp's own default template); otherwise it is a base model.
+        let chat_format = match chat_format {
+            ChatFormat::Plain if template.is_none() && id("<|im_start|>").is_some() && id("<|im_end|>").is_some() => ChatFormat::ChatMl,
+            other => other,
         };
         let end_of_turn = match chat_format {
             ChatFormat::Gemma => id("<end_of_turn>"),

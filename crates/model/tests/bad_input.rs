@@ -477,7 +477,7 @@ fn zero_alignment_is_an_error_not_a_division_by_zero() -> Result<()> {
 
 #[test]
 fn unsupported_architecture_is_named() -> Result<()> {
-    for arch in ["gpt2", "qwen2", "mamba", ""] {
+    for arch in ["gpt2", "phi3", "mamba", ""] {
         let b = rewrite(tiny_bytes(), |md, _| {
             set_meta(md, "general.architecture", Value::String(arch.into()))
         })?;
@@ -492,6 +492,19 @@ fn unsupported_architecture_is_named() -> Result<()> {
         md.retain(|(k, _)| k != "general.architecture")
     })?;
     expect_load_error("no architecture", &b, &["general.architecture"])?;
+    // A supported architecture whose keys are missing: the missing key is named.
+    let b = rewrite(tiny_bytes(), |md, _| {
+        set_meta(md, "general.architecture", Value::String("qwen2".into()))
+    })?;
+    expect_load_error("qwen2 without its keys", &b, &["qwen2.embedding_length", "missing"])?;
+    // Gemma 3 without its sliding window.
+    let gemma = hawthorne_model::testing::tiny_family_gguf(hawthorne_model::gguf::Arch::Gemma3, 7)?;
+    let b = rewrite(&gemma, |md, _| md.retain(|(k, _)| k != "gemma3.attention.sliding_window"))?;
+    expect_load_error("gemma3 without a window", &b, &["gemma3.attention.sliding_window"])?;
+    // A family tensor missing: Qwen 3's query norm.
+    let qwen3 = hawthorne_model::testing::tiny_family_gguf(hawthorne_model::gguf::Arch::Qwen3, 7)?;
+    let b = rewrite(&qwen3, |_, tensors| tensors.retain(|(n, _)| n != "blk.1.attn_q_norm.weight"))?;
+    expect_load_error("qwen3 without a QK-norm", &b, &["blk.1.attn_q_norm.weight"])?;
     Ok(())
 }
 
@@ -572,9 +585,13 @@ fn broken_hyper_parameters_are_named() -> Result<()> {
     let msg = expect_load_error("head size 1", &b, &["even"])?;
     assert!(msg.contains("head size 1"), "{msg}");
     let b = rewrite(tiny_bytes(), |md, _| {
-        set_meta(md, "tokenizer.ggml.model", Value::String("llama".into()))
+        set_meta(md, "tokenizer.ggml.model", Value::String("bert".into()))
     })?;
-    expect_load_error("sentencepiece tokenizer", &b, &["tokenizer model `llama`"])?;
+    expect_load_error("wordpiece tokenizer", &b, &["tokenizer model `bert`"])?;
+    // A SentencePiece vocabulary whose scores do not match its tokens.
+    let spm = hawthorne_model::testing::tiny_family_gguf(hawthorne_model::gguf::Arch::Llama, 7)?;
+    let b = rewrite(&spm, |md, _| set_meta(md, "tokenizer.ggml.scores", Value::Array(vec![Value::F32(0.0); 3])))?;
+    expect_load_error("short scores", &b, &["3 scores"])?;
     let b = rewrite(tiny_bytes(), |md, _| {
         set_meta(
             md,

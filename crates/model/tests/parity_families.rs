@@ -10,8 +10,9 @@ use hawthorne_model::{ComputeMode, HookPoint, LogitsAt, Model, NamesFilter, RunO
 
 /// Largest allowed |ours − llama.cpp| over every logit, relative to the largest |logit| of the
 /// model. Both run F32 weights and an F32 KV cache, so only summation order (and llama.cpp's
-X
-const MAX_REL_DIFF: f32 = 2e-3;
+/// f16 GELU table for Gemma) differs. Measured: 2.6e-6 (llama with `rope_freqs`), 2.5e-6
+/// (qwen2), 2.3e-6 (qwen3), 2.3e-4 (gemma3).
+const MAX_REL_DIFF: f32 = 1e-3;
 
 #[derive(serde::Deserialize)]
 struct Fixture {
