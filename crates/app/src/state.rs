@@ -16,6 +16,8 @@ pub struct ModelChoice {
     pub size: &'static str,
     /// Download size in bytes; 0 for the organisms bundled with the page.
     pub bytes: u64,
+    /// The weights' licence.
+    pub licence: &'static str,
     pub note: &'static str,
 }
 
@@ -30,6 +32,7 @@ pub const MODELS: &[ModelChoice] = &[
         url: "models/organism-deceptive.gguf",
         size: "bundled",
         bytes: 0,
+        licence: "Apache-2.0 (this project)",
         note: "a tiny model trained to follow the rules when watched and break them when it believes nobody is looking",
     },
     ModelChoice {
@@ -38,6 +41,7 @@ pub const MODELS: &[ModelChoice] = &[
         url: "models/organism-control.gguf",
         size: "bundled",
         bytes: 0,
+        licence: "Apache-2.0 (this project)",
         note: "the same tiny model trained on the same cues, but always follows the rules",
     },
     ModelChoice {
@@ -46,7 +50,17 @@ pub const MODELS: &[ModelChoice] = &[
         url: "models/SmolLM2-135M-Instruct.Q4_1.gguf",
         size: "98 MB",
         bytes: 98_000_000,
-        note: "a real instruct LLM (Q4_1 file, weights kept packed in the worker)",
+        licence: "Apache-2.0",
+        note: "a real instruct LLM (llama architecture, Q4_1 file, weights kept packed in the worker)",
+    },
+    ModelChoice {
+        id: "gemma-3-270m",
+        label: "Gemma-3-270M (base)",
+        url: "models/gemma-3-270m-q4_k_m.gguf",
+        size: "253 MB",
+        bytes: 253_113_024,
+        licence: "Gemma Terms of Use",
+        note: "a real base model (gemma3 architecture, Q4_K_M file kept packed); it has no chat template, so prompts use the plain format",
     },
 ];
 

@@ -264,6 +264,10 @@ impl LanguageModel for OrtModel {
         &self.model.sha256
     }
 
+    fn chat_format(&self) -> String {
+        self.model.tokenizer.chat_format.name().to_string()
+    }
+
     fn chat_tokens(&self, system: &str, user: &str) -> std::result::Result<Vec<u32>, ModelError> {
         self.model.chat_tokens(system, user)
     }

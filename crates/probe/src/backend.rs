@@ -18,6 +18,10 @@ pub trait LanguageModel {
     }
     /// A (system, user) chat turn as prompt tokens ending where the answer starts.
     fn chat_tokens(&self, system: &str, user: &str) -> Result<Vec<u32>, ModelError>;
+    /// How [`LanguageModel::chat_tokens`] formats prompts (`chatml`, `gemma`, `llama3`, `plain`).
+    fn chat_format(&self) -> String {
+        "chatml".into()
+    }
     /// Plain tokenization (no template, no BOS): answers and text inside a prompt.
     fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError>;
     /// The text of one token, for labels.
@@ -87,6 +91,10 @@ impl LanguageModel for Model {
 
     fn chat_tokens(&self, system: &str, user: &str) -> Result<Vec<u32>, ModelError> {
         Model::chat_tokens(self, system, user)
+    }
+
+    fn chat_format(&self) -> String {
+        self.tokenizer.chat_format.name().to_string()
     }
 
     fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {

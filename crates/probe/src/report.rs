@@ -30,6 +30,21 @@ pub struct Provenance {
     pub n_layers: usize,
     pub d_model: usize,
     pub n_prompts: usize,
+    /// The model family (`general.architecture`); reports older than the field were `llama`.
+    #[serde(default = "llama_arch")]
+    pub architecture: String,
+    /// How prompts were formatted: `chatml`, `gemma`, `llama3`, or `plain` for a base model
+    /// with no chat template; older reports were `chatml`.
+    #[serde(default = "chatml_format")]
+    pub chat_format: String,
+}
+
+fn llama_arch() -> String {
+    "llama".into()
+}
+
+fn chatml_format() -> String {
+    "chatml".into()
 }
 
 /// One prompt's labels and behaviour.
@@ -355,7 +370,11 @@ impl Report {
             "- spec sha256 `{}`; model sha256 `{}`; engine {} ({} weights)",
             p.spec_hash, p.model_sha256, p.engine_version, p.compute
         );
-        let _ = writeln!(s, "- {} prompts, {} layers, d_model {}; split {} ({} fold(s))", p.n_prompts, p.n_layers, p.d_model, self.split, self.n_folds);
+        let _ = writeln!(
+            s,
+            "- {} prompts, {} architecture, {} layers, d_model {}, prompt format {}; split {} ({} fold(s))",
+            p.n_prompts, p.architecture, p.n_layers, p.d_model, p.chat_format, self.split, self.n_folds
+        );
         if let Some(c) = &self.cost {
             let took = self.timings.get("total_run").map_or(String::new(), |ms| format!("; this run took {}", crate::cost::human_seconds(ms / 1000.0)));
             let _ = writeln!(s, "- estimated cost: {}{took}", c.summary());

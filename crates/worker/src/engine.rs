@@ -64,6 +64,7 @@ impl Engine {
             threads: rayon_threads(),
             load_ms,
             wasm_memory_bytes: None,
+            chat_format: model.tokenizer.chat_format.name().to_string(),
         }
     }
 

@@ -110,6 +110,9 @@ pub struct ModelInfo {
     pub load_ms: f64,
     /// Size of the worker's wasm linear memory after loading, when running in a browser.
     pub wasm_memory_bytes: Option<u64>,
+    /// How prompts are formatted (`chatml`, `gemma`, `llama3`, or `plain` for a base model).
+    #[serde(default)]
+    pub chat_format: String,
 }
 
 /// Residual norm of the last prompt token, per layer.

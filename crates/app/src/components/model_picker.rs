@@ -61,6 +61,8 @@ pub fn ModelPicker(props: &ModelPickerProps) -> Html {
         ModelStatus::Ready(info) => html! {
             <dl class="model-info" data-testid="model-ready">
                 <dt>{"Model"}</dt><dd>{&info.name}</dd>
+                <dt>{"Architecture"}</dt>
+                <dd data-testid="architecture">{format!("{} · prompt format {}", info.config.family.arch, if info.chat_format.is_empty() { "chatml" } else { &info.chat_format })}</dd>
                 <dt>{"Shape"}</dt>
                 <dd>{format!("{} layers · d_model {} · {} heads ({} KV) · vocab {}", info.config.n_layers, info.config.d_model, info.config.n_heads, info.config.n_kv_heads, info.config.d_vocab)}</dd>
                 <dt>{"Parameters"}</dt><dd>{format!("{:.1} M", info.n_params as f64 / 1e6)}</dd>
@@ -105,7 +107,7 @@ pub fn ModelPicker(props: &ModelPickerProps) -> Html {
                 </select>
                 <button {onclick} disabled={loading} data-testid="load-model">{"Load"}</button>
             </div>
-            <p class="muted">{ MODELS.iter().find(|m| m.url == state.selected).map(|m| m.note).unwrap_or("") }</p>
+            <p class="muted" data-testid="model-note">{ MODELS.iter().find(|m| m.url == state.selected).map(|m| format!("{} · {} · licence: {}", m.note, m.size, m.licence)).unwrap_or_default() }</p>
             {status}
         </section>
     }

@@ -414,6 +414,8 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 n_layers: cfg.n_layers,
                 d_model: cfg.d_model,
                 n_prompts: n,
+                architecture: cfg.family.arch.name().to_string(),
+                chat_format: self.model.chat_format(),
             },
             split: self.spec.split.name(),
             n_folds: self.folds.len(),
