@@ -17,7 +17,8 @@ fuzz_target!(|data: &[u8]| {
         ..RunOptions::default()
     };
     let _ = model.llama.forward(&[vec![0, 1, 2], vec![1]], &opts, None);
-    if let Ok(ids) = model.tokenizer.encode("Hello <|im_end|> 123") {
+    let _ = model.llama.forward(&[vec![0, 1, 2, 0, 1, 2, 0, 1, 2]], &RunOptions::default(), None);
+    if let Ok(ids) = model.tokenizer.encode("Hello <|im_end|> <start_of_turn> 123  \n\n") {
         let _ = model.tokenizer.decode(&ids, false);
     }
     let _ = model.chat_tokens("", "Hi");

@@ -129,6 +129,15 @@ fn Workbench(props: &WorkbenchProps) -> Html {
         })
     };
 
+    let oninspect = {
+        let (bridge, dispatch) = (bridge.clone(), state.dispatcher());
+        Callback::from(move |(name, size, url): (String, Option<u64>, String)| {
+            let url = absolute_url(&url);
+            dispatch.dispatch(Action::UserModelChosen { name, size, url: url.clone() });
+            bridge.send(Request::Inspect { url });
+        })
+    };
+
     // Starts the spec's run; a run that a link started (not a click) carries the cost budget,
     // and the worker refuses it if the estimate is over.
     let start_run = {
@@ -143,6 +152,10 @@ fn Workbench(props: &WorkbenchProps) -> Html {
                 state.dispatch(Action::Select(m.url.to_string()));
                 state.dispatch(Action::RunPending(true));
                 onload.emit(m.url.to_string());
+            } else if let Some(needed) = state.file_needed() {
+                // Runs as soon as the right file is opened and loaded.
+                state.dispatch(Action::RunPending(true));
+                state.dispatch(Action::Worker(hawthorne_worker::Response::RunFailed { id: state.run.next_id, message: needed }));
             } else {
                 state.dispatch(Action::Worker(hawthorne_worker::Response::RunFailed {
                     id: state.run.next_id,
@@ -298,9 +311,12 @@ fn Workbench(props: &WorkbenchProps) -> Html {
                     <button type="button" onclick={onallow} data-testid="allow-download">{format!("Download {} and run", m.size)}</button>
                 </div>
             }
+            if let Some(needed) = state.file_needed() {
+                <div class="notice" role="alert" data-testid="file-needed"><p>{needed}</p></div>
+            }
             <LessonPanel />
             <div class="panels">
-                <ModelPicker {onload} />
+                <ModelPicker {onload} {oninspect} />
                 <ExperimentPanel {onrun} oncancel={oncancel_run.clone()} {onexport} />
                 <ChatPanel onsend={onsend.clone()} {oncancel} />
                 <NormChart />

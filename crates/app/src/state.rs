@@ -70,6 +70,32 @@ pub fn model_for_id(id: &str) -> Option<&'static ModelChoice> {
 }
 
 
+/// A model file the user opened (or a URL they gave), checked in the worker before it loads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserModel {
+    /// The file's name (or the URL's last part).
+    pub name: String,
+    pub size: Option<u64>,
+    /// A `blob:` URL for an opened file, or the URL given.
+    pub url: String,
+    pub check: Option<Result<UserModelCheck, String>>,
+}
+
+/// What the worker read from a user's file header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserModelCheck {
+    pub check: hawthorne_model::ModelCheck,
+    pub memory_estimate: u64,
+    /// Why it cannot load in the page, if it cannot.
+    pub refusal: Option<String>,
+}
+
+/// The model id a spec gets for a user's own file: `file:` and the file's name (the spec's
+/// `model.sha256` pins the exact file).
+pub fn file_model_id(name: &str) -> String {
+    format!("file:{name}")
+}
+
 /// Where the model is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelStatus {
@@ -215,6 +241,11 @@ pub struct AppState {
     pub compare: Option<Compare>,
     /// Models a `#compare=a,b` link asks to compare (pre-ticked in the panel).
     pub compare_link: Option<Vec<&'static str>>,
+    /// The user's own model file, once one is opened.
+    pub user_model: Option<UserModel>,
+    /// The sha256 of the file a link's experiment was made on, until that file is loaded: any
+    /// other file is refused and the link kept.
+    pub link_file: Option<String>,
 }
 
 impl AppState {
@@ -247,6 +278,8 @@ impl AppState {
                         self.download_consent = Some(m);
                     }
                 }
+                // A link made on its author's own file: only that file (by sha256) may run it.
+                self.link_file = spec.model.id.starts_with("file:").then(|| spec.model.sha256.clone()).flatten();
                 self.spec = spec;
                 self.spec_draft = None;
                 self.spec_draft_error = None;
@@ -268,8 +301,24 @@ impl AppState {
     pub fn spec_model_loaded(&self) -> bool {
         match (&self.model, model_for_id(&self.spec.model.id)) {
             (ModelStatus::Ready(info), Some(m)) => info.url.ends_with(m.url),
+            (ModelStatus::Ready(info), None) => {
+                self.spec.model.id.starts_with("file:") && self.spec.model.sha256.as_deref() == Some(info.sha256.as_str())
+            }
             _ => false,
         }
+    }
+
+    /// For a spec made on a user's own file that is not loaded: what to open.
+    pub fn file_needed(&self) -> Option<String> {
+        let name = self.spec.model.id.strip_prefix("file:")?;
+        if self.spec_model_loaded() {
+            return None;
+        }
+        let size = self.spec.model.size.map(|b| format!(" ({:.1} MB)", b as f64 / 1e6)).unwrap_or_default();
+        let sha = self.spec.model.sha256.as_deref().map(|s| format!(", sha256 {}…", &s[..s.len().min(12)])).unwrap_or_default();
+        Some(format!(
+            "This experiment was made on a model file of its author's: {name}{size}{sha}. Open that file under Model → \"Open a model file…\" to run it; a different file is refused."
+        ))
     }
 }
 
@@ -295,6 +344,8 @@ impl Default for AppState {
             token_view: TokenView { next_id: 2_000_000, ..TokenView::default() },
             compare: None,
             compare_link: None,
+            user_model: None,
+            link_file: None,
         }
     }
 }
@@ -336,6 +387,8 @@ pub enum Action {
     CompareStart(Vec<&'static str>),
     /// Stop the comparison after the model running now.
     CompareStop,
+    /// The user opened a model file or gave a URL; the worker is reading its header.
+    UserModelChosen { name: String, size: Option<u64>, url: String },
 }
 
 impl Reducible for AppState {
@@ -405,6 +458,9 @@ impl Reducible for AppState {
             }
             Action::AllowDownload => s.download_consent = None,
             Action::Select(url) => s.selected = url,
+            Action::UserModelChosen { name, size, url } => {
+                s.user_model = Some(UserModel { name, size, url, check: None });
+            }
             Action::LoadStarted(url) => {
                 s.model = ModelStatus::Loading { url, phase: LoadPhase::Download, done: 0, total: None };
                 for side in &mut s.chat.sides {
@@ -483,7 +539,42 @@ impl AppState {
                     self.model = ModelStatus::Loading { url: url.clone(), phase, done, total };
                 }
             }
-            Response::Loaded(info) => self.model = ModelStatus::Ready(info),
+            Response::Loaded(info) => {
+                let user = self.user_model.as_ref().filter(|u| u.url == info.url).map(|u| u.name.clone());
+                match user {
+                    // A link made on another file: refuse this one and keep the link's spec.
+                    Some(name) if self.link_file.as_deref().is_some_and(|want| want != info.sha256) => {
+                        let want = self.link_file.clone().unwrap_or_default();
+                        self.run.pending = false;
+                        self.model = ModelStatus::Failed {
+                            message: format!(
+                                "{name} has sha256 {}…, but this experiment was made on a file with sha256 {}…: a different file. The experiment is kept; open the file it was made on.",
+                                &info.sha256[..12.min(info.sha256.len())],
+                                &want[..12.min(want.len())]
+                            ),
+                            url: info.url,
+                        };
+                    }
+                    Some(name) => {
+                        self.link_file = None;
+                        self.spec.model.id = file_model_id(&name);
+                        self.spec.model.sha256 = Some(info.sha256.clone());
+                        self.spec.model.size = Some(info.bytes);
+                        self.model = ModelStatus::Ready(info);
+                    }
+                    None => self.model = ModelStatus::Ready(info),
+                }
+            }
+            Response::Inspected { url, check, memory_estimate, refusal } => {
+                if let Some(u) = self.user_model.as_mut().filter(|u| u.url == url) {
+                    u.check = Some(Ok(UserModelCheck { check: *check, memory_estimate, refusal }));
+                }
+            }
+            Response::InspectFailed { url, message } => {
+                if let Some(u) = self.user_model.as_mut().filter(|u| u.url == url) {
+                    u.check = Some(Err(message));
+                }
+            }
             Response::LoadFailed { url, message } => {
                 self.run.pending = false;
                 if let Some(c) = self.compare.as_mut().filter(|c| c.running()) {

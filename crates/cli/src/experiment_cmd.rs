@@ -15,6 +15,7 @@ pub const KNOWN_MODELS: &[(&str, &str)] = &[
     ("organism-deceptive", "organism-deceptive.gguf"),
     ("organism-control", "organism-control.gguf"),
     ("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    ("gemma-3-270m", "gemma-3-270m-q4_k_m.gguf"),
 ];
 
 /// Finds the model file for a spec's model id: a known id under `models/` (next to the working
@@ -28,12 +29,20 @@ pub fn resolve_model(id: &str, spec_path: Option<&Path>) -> Result<PathBuf> {
                 candidates.push(dir.join(up).join("models").join(file));
             }
         }
+    } else if let Some(name) = id.strip_prefix("file:") {
+        // A link made on its author's own file in the page: the file by that name here, or
+        // next to the spec (the spec's sha256 then checks it is the same file).
+        candidates.push(PathBuf::from(name));
+        candidates.push(PathBuf::from("models").join(name));
+        if let Some(dir) = spec_path.and_then(Path::parent) {
+            candidates.push(dir.join(name));
+        }
     } else {
         candidates.push(PathBuf::from(id));
     }
     candidates.iter().find(|p| p.is_file()).cloned().with_context(|| {
         format!(
-            "model `{id}` not found (looked in {}); known ids: {}; SmolLM2 is fetched with `cargo xtask fetch-models`, or pass --model PATH",
+            "model `{id}` not found (looked in {}); known ids: {}; SmolLM2 and Gemma are fetched with `cargo xtask fetch-models`, or pass --model PATH",
             candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
             KNOWN_MODELS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
         )

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
-use hawthorne_model::testing::{requantize_gguf as requantize, tiny_config, tiny_random_gguf, write_llama_gguf};
+use hawthorne_model::testing::{requantize_gguf as requantize, tiny_config, tiny_family_gguf, tiny_random_gguf, write_llama_gguf};
+use hawthorne_model::Arch;
 use hawthorne_model::Config;
 
 /// A one-layer, d_model 8 llama with a 20-token vocabulary: a few kilobytes, fast to mutate.
@@ -96,6 +97,12 @@ fn main() -> anyhow::Result<()> {
         ("tiny-q4_1.gguf", requantize(&tiny, GgmlDType::Q4_1)?),
         ("tiny-q5_0.gguf", requantize(&tiny, GgmlDType::Q5_0)?),
         ("tiny-q5_1.gguf", requantize(&tiny, GgmlDType::Q5_1)?),
+        // Every architecture's layout and metadata, with a SentencePiece vocabulary.
+        ("family-llama.gguf", tiny_family_gguf(Arch::Llama, 7)?),
+        ("family-qwen2.gguf", tiny_family_gguf(Arch::Qwen2, 7)?),
+        ("family-qwen3.gguf", tiny_family_gguf(Arch::Qwen3, 7)?),
+        ("family-gemma3.gguf", tiny_family_gguf(Arch::Gemma3, 7)?),
+        ("family-gemma3-q8_0.gguf", requantize(&tiny_family_gguf(Arch::Gemma3, 7)?, GgmlDType::Q8_0)?),
     ];
     for (name, bytes) in &seeds {
         hawthorne_model::Model::from_gguf_bytes(bytes)?; // every seed must load
@@ -113,9 +120,12 @@ fn main() -> anyhow::Result<()> {
         "<|im_end|><|im_end|><|endoftext|>",
     ];
     for (i, t) in texts.iter().enumerate() {
-        let mut b = vec![0u8];
-        b.extend_from_slice(t.as_bytes());
-        std::fs::write(tok_dir.join(format!("text-{i}")), b)?;
+        // Mode 0: byte-level BPE; mode 4: SentencePiece.
+        for mode in [0u8, 4] {
+            let mut b = vec![mode];
+            b.extend_from_slice(t.as_bytes());
+            std::fs::write(tok_dir.join(format!("text-{i}-{mode}")), b)?;
+        }
     }
     let ids: Vec<u8> = [1u8]
         .into_iter()
@@ -124,7 +134,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(tok_dir.join("ids-0"), ids)?;
     println!(
         "{} tokenizer seeds in {}",
-        texts.len() + 1,
+        2 * texts.len() + 1,
         tok_dir.display()
     );
     Ok(())

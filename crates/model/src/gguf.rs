@@ -346,6 +346,48 @@ impl Config {
     }
 }
 
+/// What a GGUF file holds and what loading it would take, read from its header alone: shown
+/// before a user's own file is loaded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelCheck {
+    pub name: Option<String>,
+    pub config: Config,
+    /// Parameters over every tensor.
+    pub n_params: u64,
+    /// Tensor types and how many tensors have each, most common first.
+    pub tensor_types: Vec<(String, usize)>,
+    /// The file's tensor bytes.
+    pub tensor_bytes: u64,
+    /// Bytes the largest tensor takes (copied once more while it loads).
+    pub largest_tensor_bytes: u64,
+    /// How prompts will be formatted (`chatml`, `gemma`, `llama3`, `plain`).
+    pub chat_format: String,
+}
+
+/// The most memory the page lets a model take in its worker: wasm32 addresses 4 GiB, and the
+/// tab needs room for activations and the browser's own use.
+pub const BROWSER_MEMORY_LIMIT: u64 = 3 << 30;
+
+impl ModelCheck {
+    /// About how much memory the weights take in the worker once loaded, plus the largest
+    /// tensor's transient copy and working room for activations.
+    pub fn memory_estimate(&self) -> u64 {
+        self.tensor_bytes + self.largest_tensor_bytes + (32 << 20)
+    }
+
+    /// Why the page cannot load this file, if it cannot.
+    pub fn refusal(&self) -> Option<String> {
+        let need = self.memory_estimate();
+        (need > BROWSER_MEMORY_LIMIT).then(|| {
+            format!(
+                "it needs about {:.1} GB in the browser's worker, more than the {:.0} GB a tab can use; run it with the `hawthorne` command line instead",
+                need as f64 / 1e9,
+                BROWSER_MEMORY_LIMIT as f64 / (1u64 << 30) as f64
+            )
+        })
+    }
+}
+
 /// Reads a GGUF file's tensors one at a time, so that callers can report progress and yield
 /// between tensors, and need not hold the whole file in memory: the loader starts from the
 /// header and takes each tensor's bytes as they come (the browser worker copies them one tensor
@@ -420,6 +462,32 @@ impl GgufLoader {
             matrices: HashMap::new(),
             dense: HashMap::new(),
             config,
+        })
+    }
+
+    /// What the file holds and what loading it takes, from the header read so far (the tokenizer
+    /// is built too, so that an unsupported vocabulary or template is named before loading).
+    pub fn check(&self) -> Result<ModelCheck> {
+        let tokenizer = crate::tokenizer::Tokenizer::from_gguf_metadata(&self.content.metadata)?;
+        let mut types: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        let (mut n_params, mut total_bytes, mut largest) = (0u64, 0u64, 0u64);
+        for info in self.content.tensor_infos.values() {
+            *types.entry(format!("{:?}", info.ggml_dtype)).or_default() += 1;
+            n_params += info.shape.elem_count() as u64;
+            let bytes = tensor_bytes(info.shape.dims(), info.ggml_dtype).unwrap_or(0) as u64;
+            total_bytes += bytes;
+            largest = largest.max(bytes);
+        }
+        let mut tensor_types: Vec<(String, usize)> = types.into_iter().collect();
+        tensor_types.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(ModelCheck {
+            name: self.content.metadata.get("general.name").and_then(|v| v.to_string().ok()).cloned(),
+            config: self.config.clone(),
+            n_params,
+            tensor_types,
+            tensor_bytes: total_bytes,
+            largest_tensor_bytes: largest,
+            chat_format: tokenizer.chat_format.name().to_string(),
         })
     }
 

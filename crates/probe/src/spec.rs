@@ -174,6 +174,10 @@ pub struct ModelRef {
     /// Omitted when packed, so specs written before the field existed keep their hash.
     #[serde(default, skip_serializing_if = "is_packed")]
     pub compute: ComputeMode,
+    /// The file's size in bytes, for a user's own file (`file:NAME`), so that a link can say
+    /// which file it needs. Omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 fn is_packed(mode: &ComputeMode) -> bool {
@@ -487,7 +491,7 @@ impl ExperimentSpec {
     pub fn new(model: &str, scenario: Scenario, seed: u64) -> Self {
         ExperimentSpec {
             version: SPEC_VERSION,
-            model: ModelRef { id: model.into(), sha256: None, compute: ComputeMode::Packed },
+            model: ModelRef { id: model.into(), sha256: None, compute: ComputeMode::Packed, size: None },
             split: Split::recommended(&scenario),
             scenario,
             seed,

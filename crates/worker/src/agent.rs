@@ -241,6 +241,41 @@ async fn load(scope: &mut Scope, engine: &mut Engine, url: String) {
     let _ = scope.send(msg).await;
 }
 
+/// Reads `url` only as far as its GGUF header (metadata and tensor table), then stops the
+/// download, and checks what the file holds.
+async fn inspect(url: &str) -> Result<hawthorne_model::gguf::ModelCheck, String> {
+    let global = js_sys::global().unchecked_into::<WorkerGlobalScope>();
+    let resp = JsFuture::from(global.fetch_with_str(url)).await.map_err(js_err)?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
+    if !resp.ok() {
+        return Err(format!("the server answered HTTP {} {}", resp.status(), resp.status_text()));
+    }
+    let body = resp.body().ok_or("the response has no body")?;
+    let reader: ReadableStreamDefaultReader = body.get_reader().dyn_into().map_err(|o: js_sys::Object| js_err(o.into()))?;
+    let mut head: Vec<u8> = Vec::new();
+    let mut want = HEADER_GUESS as usize;
+    let mut ended = false;
+    let result = loop {
+        while head.len() < want && !ended {
+            let chunk = JsFuture::from(reader.read()).await.map_err(js_err)?;
+            if Reflect::get(&chunk, &"done".into()).map_err(js_err)?.as_bool().unwrap_or(true) {
+                ended = true;
+                break;
+            }
+            let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(js_err)?.dyn_into().map_err(js_err)?;
+            head.extend(value.to_vec());
+        }
+        match hawthorne_model::GgufLoader::new(&head, hawthorne_model::ComputeMode::Packed) {
+            Ok(loader) => break loader.check().map_err(|e| e.to_string()),
+            // A header cut short reads as a corrupt file: read on.
+            Err(hawthorne_model::ModelError::CorruptGguf(_)) if !ended => want = want.saturating_mul(4),
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    let _ = reader.cancel();
+    result
+}
+
 /// Shortest time between two streamed replies of one chat (about 8 updates a second).
 const TOKEN_INTERVAL_MS: f64 = 120.0;
 
@@ -466,6 +501,16 @@ pub async fn engine_reactor(mut scope: ReactorScope<Request, Response>) {
             Request::Load { url } => {
                 load(&mut scope, &mut engine, url).await;
                 warm_up(&mut scope, &engine, &mut pending).await;
+            }
+            Request::Inspect { url } => {
+                let msg = match inspect(&url).await {
+                    Ok(check) => {
+                        let (memory_estimate, refusal) = (check.memory_estimate(), check.refusal());
+                        Response::Inspected { url, check: Box::new(check), memory_estimate, refusal }
+                    }
+                    Err(message) => Response::InspectFailed { url, message },
+                };
+                let _ = scope.send(msg).await;
             }
             Request::Chat(c) => chat(&mut scope, &engine, c, &mut pending).await,
             Request::Run { id, spec, budget_s } => run(&mut scope, &mut engine, id, *spec, budget_s, &mut pending).await,

@@ -34,6 +34,9 @@ pub struct SteerSetting {
 pub enum Request {
     /// Fetch the GGUF at `url` (inside the worker) and load it.
     Load { url: String },
+    /// Read only the header of the GGUF at `url` (a user's file as a `blob:` URL, or a link)
+    /// and say what it holds and whether it can load: [`Response::Inspected`].
+    Inspect { url: String },
     /// Run a chat turn; replies stream as [`Response::ChatToken`].
     Chat(ChatRequest),
     /// Run an experiment spec on the loaded model; progress streams as
@@ -134,6 +137,9 @@ pub enum Response {
     LoadProgress { phase: LoadPhase, done: u64, total: Option<u64> },
     Loaded(ModelInfo),
     LoadFailed { url: String, message: String },
+    /// What a file holds, read from its header; `refusal` says why it cannot load here.
+    Inspected { url: String, check: Box<hawthorne_model::gguf::ModelCheck>, memory_estimate: u64, refusal: Option<String> },
+    InspectFailed { url: String, message: String },
     /// Norms of the prompt's last token, sent before generation starts.
     ChatNorms { id: u64, norms: LayerNorms },
     /// The reply so far.
