@@ -165,12 +165,45 @@ pub fn requantize_gguf(bytes: &[u8], dtype: GgmlDType) -> Result<Vec<u8>> {
 /// architecture parity test (`tests/parity_families.rs`).
 pub fn tiny_family_gguf(arch: crate::gguf::Arch, seed: u64) -> Result<Vec<u8>> {
     use crate::gguf::Arch;
-    let name = arch.name();
-    let (n_layers, d, heads, kv_heads, d_head, f) = match arch {
-        Arch::Llama | Arch::Qwen2 => (2, 32, 4, 2, 8, 64),
-        Arch::Qwen3 => (2, 32, 4, 2, 16, 64),
-        Arch::Gemma3 => (6, 32, 4, 1, 16, 64),
+    let shape = match arch {
+        Arch::Llama | Arch::Qwen2 => FamilyShape { n_layers: 2, d_model: 32, n_heads: 4, n_kv_heads: 2, d_head: 8, d_mlp: 64, extra_tokens: 0, tied: false, n_ctx: 64 },
+        Arch::Qwen3 => FamilyShape { n_layers: 2, d_model: 32, n_heads: 4, n_kv_heads: 2, d_head: 16, d_mlp: 64, extra_tokens: 0, tied: false, n_ctx: 64 },
+        Arch::Gemma3 => FamilyShape { n_layers: 6, d_model: 32, n_heads: 4, n_kv_heads: 1, d_head: 16, d_mlp: 64, extra_tokens: 0, tied: false, n_ctx: 64 },
     };
+    random_family_gguf(arch, &shape, seed, GgmlDType::F32)
+}
+
+/// The sizes of a random-weight model written by [`random_family_gguf`].
+#[derive(Debug, Clone, Copy)]
+pub struct FamilyShape {
+    pub n_layers: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub d_head: usize,
+    pub d_mlp: usize,
+    /// Filler tokens added after the 269-token base vocabulary (to reach a real model's size).
+    pub extra_tokens: usize,
+    /// The unembedding is the embedding (no `output.weight`); Gemma 3 always ties.
+    pub tied: bool,
+    pub n_ctx: usize,
+}
+
+impl FamilyShape {
+    /// Llama-3.2-1B's shape: 16 blocks, d_model 2048, 32 heads / 8 KV heads of 64, FFN 8192,
+    /// a 128,256-token vocabulary, tied embeddings (the weights are random).
+    pub fn llama_3_2_1b() -> FamilyShape {
+        FamilyShape { n_layers: 16, d_model: 2048, n_heads: 32, n_kv_heads: 8, d_head: 64, d_mlp: 8192, extra_tokens: 128_256 - 269, tied: true, n_ctx: 131_072 }
+    }
+}
+
+/// A random-weight model of `arch` and `shape` as GGUF bytes, its matrices in `matrix_dtype`
+/// (vectors stay F32): the writer behind [`tiny_family_gguf`], and the memory benchmark's
+/// Llama-3.2-1B-shaped file.
+pub fn random_family_gguf(arch: crate::gguf::Arch, shape: &FamilyShape, seed: u64, matrix_dtype: GgmlDType) -> Result<Vec<u8>> {
+    use crate::gguf::Arch;
+    let name = arch.name();
+    let FamilyShape { n_layers, d_model: d, n_heads: heads, n_kv_heads: kv_heads, d_head, d_mlp: f, extra_tokens, tied, n_ctx } = *shape;
     let specials = ["<unk>", "<s>", "</s>"];
     let mut tokens: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
     let mut types = vec![2i32, 3, 3];
@@ -180,6 +213,10 @@ pub fn tiny_family_gguf(arch: crate::gguf::Arch, seed: u64) -> Result<Vec<u8>> {
     }
     for w in ["▁", "▁the", "he", "th", "▁a", "in", "er", "▁w", "at", "on"] {
         tokens.push(w.to_string());
+        types.push(1);
+    }
+    for i in 0..extra_tokens {
+        tokens.push(format!("<filler{i}>"));
         types.push(1);
     }
     let scores: Vec<f32> = (0..tokens.len()).map(|i| -(i as f32)).collect();
@@ -225,7 +262,7 @@ pub fn tiny_family_gguf(arch: crate::gguf::Arch, seed: u64) -> Result<Vec<u8>> {
         let freqs: Vec<f32> = (0..d_head / 2).map(|j| 1.0 + 7.0 * j as f32 / (d_head / 2 - 1) as f32).collect();
         tensors.push(("rope_freqs.weight".into(), Tensor::from_vec(freqs, d_head / 2, &dev)?));
     }
-    if arch != Arch::Gemma3 {
+    if arch != Arch::Gemma3 && !tied {
         tensors.push(("output.weight".into(), rand_t(&[v, d], w, 0.0)?));
     }
     let u32v = |x: usize| Value::U32(x as u32);
@@ -234,7 +271,7 @@ pub fn tiny_family_gguf(arch: crate::gguf::Arch, seed: u64) -> Result<Vec<u8>> {
         ("general.architecture".into(), Value::String(name.into())),
         ("general.name".into(), Value::String(format!("tiny-random-{name}"))),
         (key("block_count"), u32v(n_layers)),
-        (key("context_length"), u32v(64)),
+        (key("context_length"), u32v(n_ctx)),
         (key("embedding_length"), u32v(d)),
         (key("feed_forward_length"), u32v(f)),
         (key("attention.head_count"), u32v(heads)),
@@ -259,7 +296,10 @@ pub fn tiny_family_gguf(arch: crate::gguf::Arch, seed: u64) -> Result<Vec<u8>> {
     }
     let qtensors = tensors
         .iter()
-        .map(|(n, t)| Ok((n.as_str(), QTensor::quantize(t, GgmlDType::F32)?)))
+        .map(|(n, t)| {
+            let dtype = if t.rank() == 2 && n != "rope_freqs.weight" { matrix_dtype } else { GgmlDType::F32 };
+            Ok((n.as_str(), QTensor::quantize(t, dtype)?))
+        })
         .collect::<Result<Vec<_>>>()?;
     let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let t_refs: Vec<(&str, &QTensor)> = qtensors.iter().map(|(n, q)| (*n, q)).collect();
