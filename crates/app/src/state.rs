@@ -51,7 +51,7 @@ pub const MODELS: &[ModelChoice] = &[
         size: "98 MB",
         bytes: 98_000_000,
         licence: "Apache-2.0",
-        note: "a real instruct LLM (llama architecture, Q4_1 file, weights kept packed in the worker)",
+        note: "a real instruct LLM (llama architecture, Q4_1 file, weights kept packed: 112 MiB in the worker)",
     },
     ModelChoice {
         id: "gemma-3-270m",
@@ -60,7 +60,7 @@ pub const MODELS: &[ModelChoice] = &[
         size: "253 MB",
         bytes: 253_113_024,
         licence: "Gemma Terms of Use",
-        note: "a real base model (gemma3 architecture, Q4_K_M file kept packed); it has no chat template, so prompts use the plain format",
+        note: "a real base model (gemma3 architecture, Q4_K_M file kept packed: 383 MiB in the worker); it has no chat template, so prompts use the plain format",
     },
 ];
 

@@ -128,3 +128,70 @@ fn post_norm_hooks_follow_transformer_lens() -> anyhow::Result<()> {
     ensure!(err.contains("blocks.0.ln1_post.hook_normalized") && err.contains("qwen2"), "{err}");
     Ok(())
 }
+
+/// The experiments' shortcuts give the plain pass's numbers on every family: incremental
+/// decoding with a KV cache (past Gemma's sliding window), continuing from a block's residual
+/// with steering, a patched pass after a cached prefix, a shared prefix computed once, and the
+/// final block at the last position only.
+#[test]
+fn shortcuts_equal_the_full_pass_on_every_family() -> anyhow::Result<()> {
+    use hawthorne_model::{FinalBlock, Intervention, KvCache, Positions};
+    for arch in Arch::ALL {
+        let (model, reference) = load(arch)?;
+        let m = &model.llama;
+        let cfg = model.config();
+        let seq = reference.ids[..14].to_vec(); // longer than Gemma's window of 4
+        let scale = 1e-4 * reference.logits.iter().flatten().fold(1f32, |a, x| a.max(x.abs()));
+        let diff = |a: &candle_core::Tensor, b: &candle_core::Tensor| -> anyhow::Result<f32> {
+            ensure!(a.dims() == b.dims(), "{arch}: shapes {:?} vs {:?}", a.dims(), b.dims());
+            Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
+        };
+        let all = RunOptions { logits: LogitsAt::All, ..Default::default() };
+        let full = m.forward(std::slice::from_ref(&seq), &all, None)?.logits; // [1, T, V]
+
+        // KV cache: a prefill of 5, then one token at a time.
+        let mut kv = KvCache::default();
+        m.forward(&[seq[..5].to_vec()], &RunOptions::default(), Some(&mut kv))?;
+        for p in 5..seq.len() {
+            let out = m.forward(&[vec![seq[p]]], &RunOptions::default(), Some(&mut kv))?;
+            let d = diff(&out.logits.get(0)?, &full.get(0)?.get(p)?)?;
+            ensure!(d <= scale, "{arch}: decoded position {p} differs by {d}");
+        }
+
+        // forward_from with steering equals the full steered pass.
+        let layer = cfg.n_layers / 2;
+        let vector: Vec<f32> = (0..cfg.d_model).map(|j| (j as f32 * 0.37).sin()).collect();
+        let steer = Intervention::Add { hook: HookPoint::ResidPost(layer), positions: Positions::All, vector: vector.clone() };
+        let steered = m.forward(std::slice::from_ref(&seq), &RunOptions { interventions: vec![steer], logits: LogitsAt::All, ..Default::default() }, None)?;
+        let base = m.forward(std::slice::from_ref(&seq), &RunOptions { cache: NamesFilter::hooks([HookPoint::ResidPost(layer)]), ..Default::default() }, None)?;
+        let resid = base.cache.get(&HookPoint::ResidPost(layer)).context("cached")?;
+        let resid = resid.broadcast_add(&candle_core::Tensor::from_vec(vector, cfg.d_model, resid.device())?)?;
+        let from = m.forward_from(&resid, &[seq.len()], layer + 1, &all)?;
+        ensure!(diff(&steered.logits, &from.logits)? <= scale, "{arch}: forward_from differs");
+        ensure!(diff(&steered.logits, &full)? > scale, "{arch}: steering changed nothing");
+
+        // A patched pass after a cached prefix equals the full patched pass.
+        let p = 9;
+        let value: Vec<f32> = (0..cfg.d_model).map(|j| (j as f32 * 0.11).cos()).collect();
+        let patch = Intervention::Patch { hook: HookPoint::ResidPre(layer), row: 0, position: p, value: value.clone() };
+        let patched = m.forward(std::slice::from_ref(&seq), &RunOptions { interventions: vec![patch], ..Default::default() }, None)?;
+        let mut kv = KvCache::default();
+        let clean = m.forward(std::slice::from_ref(&seq), &RunOptions { cache: NamesFilter::hooks([HookPoint::ResidPre(layer)]), ..Default::default() }, Some(&mut kv))?;
+        let mut rows = clean.cache.get(&HookPoint::ResidPre(layer)).context("cached")?.get(0)?.narrow(0, p, seq.len() - p)?.to_vec2::<f32>()?;
+        rows[0] = value;
+        let suffix = candle_core::Tensor::from_vec(rows.concat(), (1, seq.len() - p, cfg.d_model), &candle_core::Device::Cpu)?;
+        let mut prefix = kv.prefix(p, 1)?;
+        let out = m.forward_from_cached(&suffix, layer, &mut prefix, &RunOptions::default())?;
+        ensure!(diff(&patched.logits, &out.logits)? <= scale, "{arch}: the patched pass after a cached prefix differs");
+
+        // A shared prefix computed once, and the final block at the last position only.
+        let mut kv = KvCache::default();
+        m.forward(&[seq[..6].to_vec()], &RunOptions::default(), Some(&mut kv))?;
+        let suffixes = vec![seq[6..].to_vec(), seq[6..9].to_vec()];
+        let shared = m.forward_after_prefix(&kv, &suffixes, &RunOptions { final_block: FinalBlock::LastOnly, ..Default::default() })?;
+        let whole = m.forward(&[seq.clone(), seq[..9].to_vec()], &RunOptions { final_block: FinalBlock::All, ..Default::default() }, None)?;
+        ensure!(diff(&shared.logits, &whole.logits)? <= scale, "{arch}: the shared-prefix pass differs");
+        eprintln!("{arch}: KV cache, forward_from, cached-prefix patching, shared prefix and final-block trimming agree");
+    }
+    Ok(())
+}
