@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     let tok = if mode & 4 == 0 { tokenizer() } else { sentencepiece() };
     if mode % 2 == 0 {
         let text = String::from_utf8_lossy(rest);
-        let ids = tok.encode(&text).expect("encoding never fails");
+        let ids = tok.encode_text(&text).expect("encoding never fails");
         assert!(
             ids.iter().all(|&id| (id as usize) < tok.vocab_size()),
             "id out of range: {ids:?}"
