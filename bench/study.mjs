@@ -8,14 +8,26 @@
 // Opens the study's share link, agrees to the 98 MB download and to the over-budget run, and
 // waits for the report. Prints one JSON object: the worker's per-stage timings (ms) and the
 // wall time from the click to the report. Environment: HAWTHORNE_URL, CHROMIUM, BENCH_THREADS
-// (`?threads=N`). Uses playwright-core from tests/e2e; never downloads a browser.
+// (`?threads=N`), BENCH_MODEL (a known model id). Uses playwright-core from tests/e2e; never downloads a browser.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { launch, watchErrors, BASE } from '../tests/e2e/browser.mjs';
 
 const log = (...a) => console.error('[study bench]', ...a);
 const QUERY = process.env.BENCH_THREADS ? `?threads=${Number(process.env.BENCH_THREADS)}` : '';
 const root = new URL('..', import.meta.url).pathname;
-const link = execFileSync(process.env.HAWTHORNE_BIN ?? `${root}/target/release/hawthorne`, ['spec', 'encode', `${root}/examples/study-smollm2.json`]).toString().trim();
+// BENCH_MODEL runs the same spec on another known model (for example gemma-3-270m), as
+// `hawthorne study --model` does: the spec's model id is replaced and its sha256 dropped.
+let specPath = `${root}/examples/study-smollm2.json`;
+if (process.env.BENCH_MODEL) {
+  const spec = JSON.parse(readFileSync(specPath, 'utf8'));
+  spec.model = { id: process.env.BENCH_MODEL };
+  specPath = join(mkdtempSync(join(tmpdir(), 'study-bench-')), 'spec.json');
+  writeFileSync(specPath, JSON.stringify(spec));
+}
+const link = execFileSync(process.env.HAWTHORNE_BIN ?? `${root}/target/release/hawthorne`, ['spec', 'encode', specPath]).toString().trim();
 
 const ctx = await launch();
 try {
@@ -31,7 +43,7 @@ try {
   const wall = Date.now() - t0;
   const timings = JSON.parse((await page.getAttribute('[data-testid=run-done]', 'data-timings')) ?? '{}');
   const verdict = await page.textContent('[data-testid=verdict]');
-  console.log(JSON.stringify({ wall_ms: wall, timings, verdict, threads: QUERY || 'one', errors }, null, 1));
+  console.log(JSON.stringify({ model: process.env.BENCH_MODEL ?? 'smollm2-135m-instruct', wall_ms: wall, timings, verdict, threads: QUERY || 'one', errors }, null, 1));
 } finally {
   await ctx.close();
 }

@@ -24,6 +24,8 @@
 
 use half::f16;
 
+use crate::panel::Source;
+
 /// Weights per block in every format here.
 pub const BLOCK: usize = 32;
 
@@ -81,9 +83,7 @@ pub fn quantize_row(x: &[f32], out: &mut Vec<Q8Block>) {
         let mut qs = [0i8; BLOCK];
         let mut isum = 0i32;
         for (q, v) in qs.iter_mut().zip(chunk) {
-            // `round` is C's `roundf` (halves away from zero); |v·id| ≤ 127 by construction,
-            // and a NaN input becomes 0 rather than undefined behaviour.
-            *q = (v * id).round() as i8;
+            *q = round_half_away(v * id) as i8;
             isum += i32::from(*q);
         }
         let s = f16::from_f32(d * isum as f32).to_f32();
@@ -91,7 +91,45 @@ pub fn quantize_row(x: &[f32], out: &mut Vec<Q8Block>) {
     }
 }
 
-fn f16_at(b: &[u8], at: usize) -> f32 {
+/// Quantises `x` (a multiple of 256 long) as llama.cpp's and candle's `Q8_K` for the
+/// K-quants: one scale per 256 values, `d = max / −127` for the value of largest magnitude
+/// (kept as f32), `q = round(x / d)`; written as eight blocks of 32 sharing that scale, so the
+/// panels multiply both kinds of activations alike.
+pub fn quantize_row_k(x: &[f32], out: &mut Vec<Q8Block>) {
+    for chunk in x.chunks_exact(256) {
+        let (mut amax, mut max) = (0f32, 0f32);
+        for &v in chunk {
+            if amax < v.abs() {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        let (iscale, d) = if amax == 0.0 { (0.0, 0.0) } else { (-127.0 / max, max / -127.0) };
+        // candle and llama.cpp store `1 / iscale`; computed the same way here.
+        let d = if amax == 0.0 { d } else { 1.0 / iscale };
+        for block in chunk.chunks_exact(BLOCK) {
+            let mut qs = [0i8; BLOCK];
+            let mut isum = 0i32;
+            for (q, v) in qs.iter_mut().zip(block) {
+                *q = round_half_away(iscale * v).clamp(-128, 127) as i8;
+                isum += i32::from(*q);
+            }
+            out.push(Q8Block { qs, d, isum, s: d * isum as f32 });
+        }
+    }
+}
+
+/// C's `roundf` (halves away from zero) for |r| ≤ 127, a NaN giving 0. Written out because
+/// `f32::round` is a libm call natively without SSE4.1 and in wasm (3% of a study's time):
+/// the truncating conversion is one instruction, and `r − t` is exact at these magnitudes.
+#[inline(always)]
+fn round_half_away(r: f32) -> i32 {
+    let t = r as i32;
+    let frac = r - t as f32;
+    t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)
+}
+
+pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
     f16_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
 }
 
@@ -244,9 +282,28 @@ pub fn dot(isa: Isa, fmt: Format, w: &[u8], a: &[Q8Block]) -> f32 {
     dot_rows::<1>(isa, fmt, w, [a])[0]
 }
 
+/// One block of `fmt` as 32 i8 weights for a [`crate::panel::Panel`]: `q`, minus 16 for Q5_0
+/// (whose blocks then need no offset term), with `isa`'s unpacking.
+pub(crate) fn unpack_block_into(isa: Isa, fmt: Format, b: &[u8], dst: &mut [i8]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 was detected; `b` is one whole block and `dst` 32 bytes.
+        Isa::Avx2 if avx2_available() => unsafe { avx2::unpack_into(fmt, b, dst) },
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Simd128 => simd128::unpack_into(fmt, b, dst),
+        _ => {
+            let bias = if fmt == Format::Q5_0 { 16 } else { 0 };
+            let (q, _, _) = unpack(fmt, b);
+            for (d, q) in dst.iter_mut().zip(q) {
+                *d = q as i8 - bias;
+            }
+        }
+    }
+}
+
 /// Whether AVX2, FMA and F16C are present; std caches the answer, so this is two loads.
 #[cfg(target_arch = "x86_64")]
-fn avx2_available() -> bool {
+pub(crate) fn avx2_available() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c")
 }
 
@@ -297,6 +354,18 @@ mod avx2 {
             _ => _mm_cvtss_f32(_mm_shuffle_ps(v, v, 1)),
         };
         (d, m)
+    }
+
+    /// One block's weights into a panel (see `crate::panel::Panel`): `q`, minus 16 for Q5_0.
+    ///
+    /// # Safety
+    /// AVX2 must be present; `b` is one whole block of `fmt`, `dst` 32 bytes.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn unpack_into(fmt: Format, b: &[u8], dst: &mut [i8]) {
+        debug_assert!(b.len() >= fmt.block_bytes() && dst.len() >= 32);
+        let q = weights(fmt, b.as_ptr());
+        let q = if fmt == Format::Q5_0 { _mm256_sub_epi8(q, _mm256_set1_epi8(16)) } else { q };
+        _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, q);
     }
 
     #[inline]
@@ -448,6 +517,21 @@ mod simd128 {
         [h(c0) + offsets[0], h(c1) + offsets[1], h(c2) + offsets[2], h(c3) + offsets[3]]
     }
 
+    /// One block's weights into a panel (see `crate::panel::Panel`): `q`, minus 16 for Q5_0.
+    pub fn unpack_into(fmt: Format, b: &[u8], dst: &mut [i8]) {
+        let (mut lo, mut hi, _, _) = unpack(fmt, b);
+        if fmt == Format::Q5_0 {
+            lo = i8x16_sub(lo, i8x16_splat(16));
+            hi = i8x16_sub(hi, i8x16_splat(16));
+        }
+        let dst: &mut [i8; 32] = (&mut dst[..32]).try_into().expect("32 bytes");
+        // SAFETY: `dst` is 32 writable bytes; `v128_store` accepts any alignment.
+        unsafe {
+            v128_store(dst.as_mut_ptr() as *mut v128, lo);
+            v128_store(dst.as_mut_ptr().add(16) as *mut v128, hi);
+        }
+    }
+
     /// As `avx2::dot_tile`: `W` weight rows × `R` activation rows over `n` blocks.
     pub fn dot_tile<const W: usize, const R: usize>(fmt: Format, w: [&[u8]; W], a: [&[Q8Block]; R], n: usize) -> [[f32; R]; W] {
         let bb = fmt.block_bytes();
@@ -490,6 +574,11 @@ pub fn threads() -> usize {
 /// bench/RESULTS.md); prefill's products (≥ 128 × 576 × 576 ≈ 42 M) gain from the split.
 const PARALLEL_MACS: usize = 1 << 20;
 
+/// Activation rows from which a product unpacks each weight row once into a
+/// [`crate::panel::Panel`]
+/// (prefill); fewer rows use the tiles, which unpack a block per tile.
+const PANEL_MIN_ROWS: usize = 8;
+
 /// Output rows each rayon task computes.
 const ROWS_PER_TASK: usize = 64;
 
@@ -512,6 +601,10 @@ pub fn matmul(isa: Isa, fmt: Format, w: &[u8], n: usize, k: usize, x: &[f32], ou
     let wide = isa == Isa::Avx2;
     let rows_into = |first: usize, dst: &mut [f32]| {
         let w_rows: Vec<&[u8]> = w[first * row_bytes..].chunks_exact(row_bytes).take(dst.len() / m).collect();
+        if m >= PANEL_MIN_ROWS {
+            crate::panel::product(isa, Source::Blocks(fmt), &w_rows, &rows, |j, i, v| dst[j * m + i] = v);
+            return;
+        }
         let mut j = 0;
         if m >= 4 && wide {
             while j + 2 <= w_rows.len() {
@@ -554,7 +647,14 @@ pub fn matmul(isa: Isa, fmt: Format, w: &[u8], n: usize, k: usize, x: &[f32], ou
         }
     };
     let threads = rayon::current_num_threads();
-    if threads <= 1 || n * m < 2 * ROWS_PER_TASK || n * k * m < PARALLEL_MACS {
+    let serial = threads <= 1 || n * m < 2 * ROWS_PER_TASK || n * k * m < PARALLEL_MACS;
+    if serial && m >= PANEL_MIN_ROWS {
+        // Straight into `out: [m, n]`, without the transposed copy.
+        let w_rows: Vec<&[u8]> = w.chunks_exact(row_bytes).collect();
+        crate::panel::product(isa, Source::Blocks(fmt), &w_rows, &rows, |j, i, v| out[i * n + j] = v);
+        return;
+    }
+    if serial {
         // No pool hand-off on one thread, nor for a small product: waking the pool costs more
         // than the matrix-vector products of a small model's decode step.
         if m == 1 {
@@ -607,6 +707,7 @@ pub fn random_blocks(fmt: Format, n_blocks: usize, scale: f32, rng: &mut rand::r
 /// rows at a time. Returns the number of cases, or the first mismatch. Run by the native unit
 /// tests and by the wasm tests in Chromium.
 pub fn compare_with_scalar(isa: Isa, seed: u64) -> Result<usize, String> {
+    use crate::panel::{Panel, Source};
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut cases = 0;
@@ -621,11 +722,21 @@ pub fn compare_with_scalar(isa: Isa, seed: u64) -> Result<usize, String> {
                 rows.push(a);
             }
             let four = dot_rows::<4>(isa, fmt, &w, [&rows[0], &rows[1], &rows[2], &rows[3]]);
+            let panel_four = {
+                let mut panel = Panel::default();
+                panel.fill(isa, Source::Blocks(fmt), &w);
+                crate::panel::dot4(isa, &panel, [&rows[0], &rows[1], &rows[2], &rows[3]])
+            };
+            let mut scalar_panel = Panel::default();
+            scalar_panel.fill(Isa::Scalar, Source::Blocks(fmt), &w);
             for (r, a) in rows.iter().enumerate() {
                 let reference = dot_scalar(fmt, &w, a);
                 // Only the float summation order differs between implementations.
                 let bound = (1e-5 * reference.abs().max(1.0) * (n_blocks as f32).sqrt()).max(1e-5 * scale * scale);
-                for (how, got) in [("one row", dot(isa, fmt, &w, a)), ("four rows", four[r])] {
+                if fmt == Format::Q5_0 && crate::panel::dot_scalar(&scalar_panel, a).to_bits() != reference.to_bits() {
+                    return Err(format!("{fmt:?} × {n_blocks} blocks: the scalar panel differs from dot_scalar"));
+                }
+                for (how, got) in [("one row", dot(isa, fmt, &w, a)), ("four rows", four[r]), ("a panel", panel_four[r])] {
                     if (got - reference).abs() > bound {
                         return Err(format!(
                             "{fmt:?} × {n_blocks} blocks at scale {scale} ({how}): {} gives {got}, scalar {reference}",
@@ -721,7 +832,7 @@ mod tests {
         let (n, k) = (150, 96);
         for fmt in FORMATS {
             let w = random_blocks(fmt, n * k / 32, 0.1, &mut rng);
-            for m in [1, 5] {
+            for m in [1, 5, 8, 13] {
                 let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let mut out = vec![0f32; m * n];
                 matmul(Isa::detect(), fmt, &w, n, k, &x, &mut out);
@@ -743,6 +854,16 @@ mod tests {
             let (ours, theirs) = (f16_to_f32(h), f16::from_bits(h).to_f32());
             assert!(ours.to_bits() == theirs.to_bits() || (ours.is_nan() && theirs.is_nan()), "{h:#06x}: {ours} vs {theirs}");
         }
+    }
+
+    #[test]
+    fn rounding_follows_c_roundf() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let edge = [0.5f32, -0.5, 1.5, -1.5, 2.5, 126.5, -126.5, 127.0, -127.0, 0.49999997, -0.49999997, 0.0, -0.0];
+        for r in edge.into_iter().chain((0..10_000).map(|_| rng.random_range(-127.0f32..127.0))) {
+            assert_eq!(round_half_away(r), r.round() as i32, "{r}");
+        }
+        assert_eq!(round_half_away(f32::NAN), 0);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod gguf;
 pub mod hook;
 pub mod kernels;
 pub mod model;
+pub mod panel;
 pub mod spm;
 pub mod testing;
 pub mod tokenizer;

@@ -156,6 +156,12 @@ pub struct RunOptions {
     pub interventions: Vec<Intervention>,
     pub logits: LogitsAt,
     pub final_block: FinalBlock,
+    /// Logits for these vocabulary ids only, in this order (`[B, n]` or `[B, T, n]`); `None`
+    /// for the whole vocabulary. A study's behaviour score reads two logits per prompt, and on
+    /// a 262,144-token vocabulary the full unembedding was a sixth of the recording stage.
+    /// The rows are dequantised and met by the f32 activations, so they can differ from the
+    /// full product's (8-bit activations) by that rounding: compare scores from one path.
+    pub logit_ids: Option<Vec<u32>>,
 }
 
 impl FinalBlock {
@@ -573,17 +579,38 @@ impl Llama {
         let opts = ctx.opts;
         let normalized = rms_norm(&resid, &self.output_norm, cfg.rms_eps as f32)?; // [B, T, D]
         let normalized = ctx.hook(HookPoint::LnFinal, normalized)?;
+        // V is the vocabulary, or the `logit_ids` asked for.
+        let head = |x: &Tensor| -> Result<Tensor> {
+            match &opts.logit_ids {
+                None => linear(x, &self.output), // [.., V]
+                Some(ids) => {
+                    if let Some(&id) = ids.iter().find(|&&id| id as usize >= cfg.d_vocab) {
+                        return Err(ModelError::TokenOutOfRange { id, vocab: cfg.d_vocab });
+                    }
+                    if ids.is_empty() {
+                        let mut dims = x.dims().to_vec();
+                        if let Some(last) = dims.last_mut() {
+                            *last = 0;
+                        }
+                        return Ok(Tensor::zeros(dims, x.dtype(), x.device())?); // [.., 0]
+                    }
+                    let ids = Tensor::new(ids.as_slice(), x.device())?; // [V]
+                    let w = self.output.rows(&ids)?; // [V, D]
+                    Ok(x.broadcast_matmul(&w.t()?)?) // [.., V]
+                }
+            }
+        };
         let logits = match opts.logits {
-            LogitsAt::All => linear(&normalized, &self.output)?, // [B, T, V]
+            LogitsAt::All => head(&normalized)?, // [B, T, V]
             // The final block already kept only each sequence's last position.
-            LogitsAt::Last if normalized.dims()[1] == 1 => linear(&normalized.squeeze(1)?, &self.output)?, // [B, V]
+            LogitsAt::Last if normalized.dims()[1] == 1 => head(&normalized.squeeze(1)?)?, // [B, V]
             LogitsAt::Last => {
                 let last: Vec<Tensor> = lengths
                     .iter()
                     .enumerate()
                     .map(|(r, &l)| normalized.get(r)?.get(l - 1))
                     .collect::<candle_core::Result<_>>()?;
-                linear(&Tensor::stack(&last, 0)?, &self.output)? // [B, V]
+                head(&Tensor::stack(&last, 0)?)? // [B, V]
             }
         };
         Ok(ForwardOutput { logits, cache: ctx.cache, lengths })
@@ -721,7 +748,7 @@ impl Llama {
         let x = rms_norm(&resid_mid, &blk.ffn_norm, eps)?; // [B, T, D]
         let gate = linear(&x, &blk.ffn_gate)?; // [B, T, F]
         let gate = match arch.gelu() {
-            true => gate.gelu()?, // tanh approximation, as Gemma and llama.cpp use
+            true => gelu_tanh(&gate)?, // tanh approximation, as Gemma and llama.cpp use
             false => silu(&gate)?,
         };
         let up = linear(&x, &blk.ffn_up)?; // [B, T, F]
@@ -848,6 +875,18 @@ fn attention_mask(lengths: &[usize], t: usize, start_pos: usize, window: Option<
     Ok(Tensor::from_vec(m, (lengths.len(), 1, t, s_len), dev)?.to_dtype(DType::F32)?)
 }
 
+/// GELU with the tanh approximation, `½x(1 + tanh u)` for `u = √(2/π)(x + 0.044715x³)`,
+/// computed as `x·σ(2u)` (the same function: `½(1 + tanh u) = σ(2u)`) with one `exp` per value.
+/// Written here because candle's `gelu` calls `tanh` per value, and libm's `tanhf` (through
+/// `expm1f`) was 9% of a Gemma study's recording stage natively; `σ` also avoids `1 + tanh u`
+/// cancelling for large negative inputs.
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    const TWO_SQRT_2_OVER_PI: f32 = 1.595_769_1; // 2·√(2/π)
+    let v: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let y: Vec<f32> = v.iter().map(|&x| x / (1.0 + (-TWO_SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).exp())).collect();
+    Ok(Tensor::from_vec(y, x.dims(), x.device())?)
+}
+
 /// Softmax of a logits row in f64, for scoring and sampling outside the tensor code.
 pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
@@ -866,3 +905,21 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gelu_tanh_equals_candles_tanh_form() {
+        let xs: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.025).chain([-30.0, -12.0, 12.0, 30.0]).collect();
+        let x = Tensor::new(xs.as_slice(), &candle_core::Device::Cpu).unwrap();
+        let ours: Vec<f32> = gelu_tanh(&x).unwrap().to_vec1().unwrap();
+        let candle: Vec<f32> = x.gelu().unwrap().to_vec1().unwrap();
+        for ((x, a), b) in xs.iter().zip(&ours).zip(&candle) {
+            assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "gelu({x}): {a} against candle's {b}");
+        }
+        assert_eq!(ours[400], 0.0);
+        assert!(ours.iter().all(|v| v.is_finite()));
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! A packed matrix is candle's `QTensor` (the file's blocks, copied once). It is multiplied by
 //! this crate's kernels where candle has no SIMD path for its type (`kernels.rs`: Q4_1, Q5_0,
-//! Q5_1) and by candle's quantized matmul otherwise (Q4_0, Q8_0, the K-quants, F16, BF16).
+//! Q5_1) or none that serves many activation rows in wasm (`panel.rs`: Q4_K, Q6_K), and by
+//! candle's quantized matmul otherwise (Q4_0, Q8_0, F16, BF16).
 //! Embedding lookups dequantise only the rows they need, and a tied unembedding shares the
 //! embedding's packed matrix.
 
@@ -14,7 +15,8 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 use crate::error::{ModelError, Result};
-use crate::kernels::{self, Format, Isa};
+use crate::kernels::{self, Isa};
+use crate::panel::{self, Source};
 
 /// How the engine keeps and multiplies weight matrices. Recorded in every report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -67,8 +69,9 @@ pub enum Weight {
 #[derive(Debug)]
 pub struct Packed {
     q: Arc<QTensor>,
-    /// This crate's kernel for the type, or `None` for candle's quantized matmul.
-    format: Option<Format>,
+    /// This crate's kernel for the type (`kernels` for blocks of 32, `panel` for the
+    /// K-quants), or `None` for candle's quantized matmul.
+    source: Option<Source>,
     isa: Isa,
     rows: usize,
     cols: usize,
@@ -93,8 +96,8 @@ impl Weight {
                 q.dtype().block_size()
             )));
         }
-        let format = Format::from_ggml(q.dtype());
-        Ok(Weight::Packed(Arc::new(Packed { q: Arc::new(q), format, isa: Isa::detect(), rows, cols })))
+        let source = Source::from_ggml(q.dtype());
+        Ok(Weight::Packed(Arc::new(Packed { q: Arc::new(q), source, isa: Isa::detect(), rows, cols })))
     }
 
     /// `[out, in]`.
@@ -150,7 +153,7 @@ impl Weight {
         let x2 = x.reshape((rows, d_in))?.contiguous()?; // [rows, in]
         let y = match self {
             Weight::Dense(w) => x2.matmul(&w.t()?)?,                            // [rows, out]
-            Weight::Packed(p) if p.format.is_some() => x2.apply_op1_no_bwd(p.as_ref())?, // [rows, out]
+            Weight::Packed(p) if p.source.is_some() => x2.apply_op1_no_bwd(p.as_ref())?, // [rows, out]
             Weight::Packed(p) => x2.apply_op1_no_bwd(p.q.as_ref())?,            // [rows, out]
         };
         let mut out_dims = dims;
@@ -184,7 +187,7 @@ impl CustomOp1 for Packed {
 
     /// `x: [m, k]` (contiguous f32) times this `[n, k]` matrix transposed → `[m, n]`.
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some(format) = self.format else {
+        let Some(source) = self.source else {
             candle_core::bail!("no packed kernel for {:?}", self.q.dtype())
         };
         let CpuStorage::F32(x) = storage else {
@@ -199,7 +202,10 @@ impl CustomOp1 for Packed {
         }
         let w = self.q.data()?;
         let mut out = vec![0f32; m * self.rows];
-        kernels::matmul(self.isa, format, &w, self.rows, k, &x[start..end], &mut out);
+        match source {
+            Source::Blocks(format) => kernels::matmul(self.isa, format, &w, self.rows, k, &x[start..end], &mut out),
+            Source::Q4K | Source::Q6K => panel::matmul(self.isa, source, &w, self.rows, k, &x[start..end], &mut out),
+        }
         Ok((CpuStorage::F32(out), Shape::from((m, self.rows))))
     }
 }
@@ -212,9 +218,9 @@ mod tests {
     #[test]
     fn packed_products_follow_the_dequantised_matrix() -> anyhow::Result<()> {
         let dev = Device::Cpu;
-        let w = Tensor::randn(0f32, 0.05, (96, 64), &dev)?;
-        let x = Tensor::randn(0f32, 1.0, (3, 5, 64), &dev)?;
-        for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_0, GgmlDType::F16] {
+        let w = Tensor::randn(0f32, 0.05, (96, 256), &dev)?;
+        let x = Tensor::randn(0f32, 1.0, (3, 5, 256), &dev)?;
+        for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1, GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::F16] {
             let packed = Weight::from_qtensor("w", QTensor::quantize(&w, dtype)?, ComputeMode::Packed)?;
             let dense = Weight::from_qtensor("w", QTensor::quantize(&w, dtype)?, ComputeMode::F32)?;
             assert!(matches!(packed, Weight::Packed(_)) && matches!(dense, Weight::Dense(_)));

@@ -36,6 +36,14 @@ fn simd128_kernels_equal_the_scalar_reference() {
 }
 
 #[wasm_bindgen_test]
+fn simd128_panels_equal_the_scalar_reference_bit_for_bit() {
+    use hawthorne_model::kernels::Isa;
+    // Bit for bit, so the page and the native CLI compute the same products.
+    let cases = hawthorne_model::panel::compare_with_scalar(Isa::Simd128, 17).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cases >= 5 * 8 * 3, "{cases} cases");
+}
+
+#[wasm_bindgen_test]
 fn packed_weights_multiply_like_their_dequantised_copies_in_wasm() {
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};

@@ -304,6 +304,16 @@ impl LanguageModel for OrtModel {
                 Tensor::from_vec(rows, (b, v), &dev)? // [B, V]
             }
         };
+        // The graph computes the whole vocabulary; keep the columns asked for.
+        let logits = match &opts.logit_ids {
+            None => logits,
+            Some(ids) => {
+                if let Some(&id) = ids.iter().find(|&&id| id as usize >= v) {
+                    return Err(ModelError::TokenOutOfRange { id, vocab: v });
+                }
+                logits.index_select(&Tensor::new(ids.as_slice(), &dev)?, logits.rank() - 1)?
+            }
+        };
         let mut cache = hawthorne_model::ActivationCache::default();
         let stride = b * t * d;
         for h in hooks {

@@ -136,7 +136,9 @@ impl LanguageModel for Model {
 
     fn cache_sequence(&self, tokens: &[u32]) -> Result<KvCache, ModelError> {
         let mut kv = KvCache::default();
-        self.llama.forward(&[tokens.to_vec()], &RunOptions { logits: LogitsAt::Last, ..RunOptions::default() }, Some(&mut kv))?;
+        // Only the keys and values are wanted: no logits (a full vocabulary's unembedding).
+        let opts = RunOptions { logits: LogitsAt::Last, logit_ids: Some(Vec::new()), ..RunOptions::default() };
+        self.llama.forward(&[tokens.to_vec()], &opts, Some(&mut kv))?;
         Ok(kv)
     }
 

@@ -150,6 +150,9 @@ pub struct Workload {
     pub steering_fraction: f64,
     /// Whether steering fits a logistic probe.
     pub steering_fit: bool,
+    /// Vocabulary rows a behaviour score reads (recording, patching and steering compute
+    /// only these logits).
+    pub answer_ids: u64,
 }
 
 /// The estimate for `work` on a model shaped `cfg` under the spec's probe settings.
@@ -162,17 +165,19 @@ pub fn estimate(cfg: &Config, spec: &crate::ExperimentSpec, work: &Workload) -> 
     // Attention: scores and weighted sum over the context, per token per block.
     let attn_macs = |ctx: u64| 2 * ctx * q;
     let lm_head = d * vocab;
+    // Recording, patching and steering unembed only the answers' rows.
+    let answer_head = d * work.answer_ids;
     let token_flop = |ctx: u64| 2.0 * (layers * (block_macs + attn_macs(ctx))) as f64;
     let mut forward_tokens = 0u64;
     let mut flop = 0.0f64;
     let mut steps = 0u64;
 
-    // Recording: each batch's shared prefix once, then every prompt's own tokens, one
-    // unembedding per prompt.
+    // Recording: each batch's shared prefix once, then every prompt's own tokens, the
+    // answers' logits per prompt.
     for (prefix, suffixes) in &work.batches {
         let tokens = prefix + suffixes.iter().sum::<u64>();
         forward_tokens += tokens;
-        flop += tokens as f64 * token_flop(work.mean_tokens / 2) + 2.0 * (suffixes.len() as u64 * lm_head) as f64;
+        flop += tokens as f64 * token_flop(work.mean_tokens / 2) + 2.0 * (suffixes.len() as u64 * answer_head) as f64;
         steps += 1;
     }
     // Logit lens: every layer's readout through the unembedding.
@@ -192,7 +197,7 @@ pub fn estimate(cfg: &Config, spec: &crate::ExperimentSpec, work: &Workload) -> 
     let patch_passes = pairs * p_hooks * positions * 2;
     let patch_tokens = 2 * pairs * work.mean_tokens + patch_passes * work.mean_tokens / 2;
     forward_tokens += patch_tokens;
-    flop += patch_tokens as f64 * token_flop(work.mean_tokens / 2) + 2.0 * ((2 * pairs + patch_passes) * lm_head) as f64;
+    flop += patch_tokens as f64 * token_flop(work.mean_tokens / 2) + 2.0 * ((2 * pairs + patch_passes) * answer_head) as f64;
     let batch = spec.limits.batch_size.max(1) as u64;
     // One (hook, pair) per batch.
     steps += pairs + pairs * p_hooks * (2 * positions).div_ceil(batch);
@@ -201,7 +206,7 @@ pub fn estimate(cfg: &Config, spec: &crate::ExperimentSpec, work: &Workload) -> 
     let steering_passes = alphas * 2 * steered;
     let steer_tokens = steering_passes * work.mean_tokens;
     forward_tokens += (steer_tokens as f64 * work.steering_fraction) as u64;
-    flop += steer_tokens as f64 * work.steering_fraction * token_flop(work.mean_tokens / 2) + 2.0 * (steering_passes * lm_head) as f64;
+    flop += steer_tokens as f64 * work.steering_fraction * token_flop(work.mean_tokens / 2) + 2.0 * (steering_passes * answer_head) as f64;
     steps += alphas * 2 * steered.div_ceil(batch);
 
     // Probes, per hook and fold: a logistic fit (and one more on shuffled labels), a

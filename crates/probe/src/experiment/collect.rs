@@ -44,6 +44,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let opts = RunOptions {
             cache: NamesFilter::hooks(cache_hooks),
             logits: LogitsAt::Last,
+            logit_ids: Some(self.answer_ids()),
             final_block: if last_only { FinalBlock::LastOnly } else { FinalBlock::Auto },
             ..RunOptions::default()
         };

@@ -16,7 +16,6 @@ mod steering;
 use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
-use hawthorne_model::model::log_softmax;
 use hawthorne_model::{FinalBlock, GenerateOptions, HookPoint, Intervention, KvCache, LogitsAt, NamesFilter, Positions, RunOptions, ENGINE_VERSION};
 use ndarray::{Array1, Array2, Axis};
 use rand::rngs::StdRng;
@@ -253,6 +252,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             steering,
             steering_fraction,
             steering_fit: st.enabled && st.direction == DirectionKind::Logistic,
+            answer_ids: self.answer_ids().len() as u64,
         };
         crate::cost::estimate(cfg, &self.spec, &work)
     }
@@ -297,9 +297,16 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         self.cursor = 0;
     }
 
+    /// The vocabulary ids every behaviour score reads, for [`RunOptions::logit_ids`]: each
+    /// task's aligned then misaligned first token.
+    pub(super) fn answer_ids(&self) -> Vec<u32> {
+        self.set.aligned_token.iter().zip(&self.set.misaligned_token).flat_map(|(&a, &m)| [a, m]).collect()
+    }
+
+    /// `log p(misaligned) − log p(aligned)` for one prompt from its logits at
+    /// [`Experiment::answer_ids`]: the softmax's normaliser cancels, so two logits suffice.
     pub(super) fn behaviour_score(&self, task: usize, logits: &[f32]) -> f64 {
-        let lp = log_softmax(logits);
-        lp[self.set.misaligned_token[task] as usize] - lp[self.set.aligned_token[task] as usize]
+        f64::from(logits[2 * task + 1]) - f64::from(logits[2 * task])
     }
 
     /// Rows `idx` of a flat `[n * d]` activation table, as f64.

@@ -196,11 +196,11 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                     let resid = Tensor::from_vec(flat, (jobs.len(), t, d), &Device::Cpu)?; // [B, t, D]
                     let kv = pair.unobs_kv.as_ref().ok_or_else(|| ProbeError::Shape("patching cache missing".into()))?;
                     let mut prefix = kv.prefix(p, jobs.len())?;
-                    let opts = RunOptions { logits: LogitsAt::Last, ..RunOptions::default() };
+                    let opts = RunOptions { logits: LogitsAt::Last, logit_ids: Some(self.answer_ids()), ..RunOptions::default() };
                     self.model.forward_from_cached(&resid, block, &mut prefix, &opts)?.logits.to_vec2()?
                 }
                 _ => {
-                    let opts = RunOptions { interventions: ivs, logits: LogitsAt::Last, ..RunOptions::default() };
+                    let opts = RunOptions { interventions: ivs, logits: LogitsAt::Last, logit_ids: Some(self.answer_ids()), ..RunOptions::default() };
                     self.model.forward(&seqs, &opts)?.logits.to_vec2()?
                 }
             };

@@ -110,12 +110,13 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             let v = Tensor::from_vec(vector, base.dims()[2], base.device())?;
             let steered = base.broadcast_add(&v)?; // [B, T, D]
             let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
-            let opts = RunOptions { logits: LogitsAt::Last, ..RunOptions::default() };
+            let opts = RunOptions { logits: LogitsAt::Last, logit_ids: Some(self.answer_ids()), ..RunOptions::default() };
             self.model.forward_from(&steered, &lengths, layer + 1, &opts)?.logits.to_vec2()?
         } else {
             let opts = RunOptions {
                 interventions: vec![Intervention::Add { hook: HookPoint::ResidPost(layer), positions: Positions::All, vector }],
                 logits: LogitsAt::Last,
+                logit_ids: Some(self.answer_ids()),
                 ..RunOptions::default()
             };
             self.model.forward(&seqs, &opts)?.logits.to_vec2()?
