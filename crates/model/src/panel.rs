@@ -195,43 +195,58 @@ pub fn dot4(isa: Isa, p: &Panel, a: [&[Q8Block]; 4]) -> [f32; 4] {
     }
 }
 
+/// Weight rows unpacked together: their panels stay in cache while each group of four
+/// activation rows meets all of them.
+const PANELS_PER_PASS: usize = 16;
+
 /// Each weight row unpacked once into a panel, then met by every activation row, four at a
 /// time (the last group repeats its final row rather than taking a slower one-row path);
 /// `put(j, i, v)` stores weight row `j` · activation row `i`.
+///
+/// Blocked as a matrix product should be: a pass takes [`PANELS_PER_PASS`] weight rows, and
+/// every group of four activation rows meets those panels while it sits in L1. Meeting every
+/// activation row with one panel at a time streamed the whole activation matrix (hundreds of
+/// KB for a study's batch) from L3 once per weight row.
 pub fn product(isa: Isa, src: Source, w_rows: &[&[u8]], rows: &[&[Q8Block]], mut put: impl FnMut(usize, usize, f32)) {
     let m = rows.len();
-    let mut panel = Panel::default();
+    let mut panels = vec![Panel::default(); PANELS_PER_PASS.min(w_rows.len())];
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if isa == Isa::Simd128 {
         // Every activation row widened to i16 once, and each panel after its fill.
         let x16: Vec<Vec<i16>> = rows.iter().map(|r| simd128::widen_rows(r)).collect();
-        let mut w16 = Vec::new();
-        for (j, w_row) in w_rows.iter().enumerate() {
-            panel.fill(isa, src, w_row);
-            w16.clear();
-            w16.extend(panel.q.iter().map(|&v| i16::from(v)));
+        let mut w16 = vec![Vec::new(); panels.len()];
+        for (pass, w_pass) in w_rows.chunks(PANELS_PER_PASS).enumerate() {
+            for ((panel, wide), w_row) in panels.iter_mut().zip(w16.iter_mut()).zip(w_pass) {
+                panel.fill(isa, src, w_row);
+                wide.clear();
+                wide.extend(panel.q.iter().map(|&v| i16::from(v)));
+            }
             for i in (0..m).step_by(4) {
                 let at = |r: usize| (i + r).min(m - 1);
-                let four = simd128::dot4_wide(
-                    &panel,
-                    &w16,
-                    [rows[at(0)], rows[at(1)], rows[at(2)], rows[at(3)]],
-                    [&x16[at(0)], &x16[at(1)], &x16[at(2)], &x16[at(3)]],
-                );
-                for (r, v) in four.iter().enumerate().take(m - i) {
-                    put(j, i + r, *v);
+                let a = [rows[at(0)], rows[at(1)], rows[at(2)], rows[at(3)]];
+                let x = [&x16[at(0)][..], &x16[at(1)][..], &x16[at(2)][..], &x16[at(3)][..]];
+                for (k, (panel, wide)) in panels.iter().zip(&w16).take(w_pass.len()).enumerate() {
+                    let four = simd128::dot4_wide(panel, wide, a, x);
+                    for (r, v) in four.iter().enumerate().take(m - i) {
+                        put(pass * PANELS_PER_PASS + k, i + r, *v);
+                    }
                 }
             }
         }
         return;
     }
-    for (j, w_row) in w_rows.iter().enumerate() {
-        panel.fill(isa, src, w_row);
+    for (pass, w_pass) in w_rows.chunks(PANELS_PER_PASS).enumerate() {
+        for (panel, w_row) in panels.iter_mut().zip(w_pass) {
+            panel.fill(isa, src, w_row);
+        }
         for i in (0..m).step_by(4) {
             let at = |r: usize| rows[(i + r).min(m - 1)];
-            let four = dot4(isa, &panel, [at(0), at(1), at(2), at(3)]);
-            for (r, v) in four.iter().enumerate().take(m - i) {
-                put(j, i + r, *v);
+            let a = [at(0), at(1), at(2), at(3)];
+            for (k, panel) in panels.iter().take(w_pass.len()).enumerate() {
+                let four = dot4(isa, panel, a);
+                for (r, v) in four.iter().enumerate().take(m - i) {
+                    put(pass * PANELS_PER_PASS + k, i + r, *v);
+                }
             }
         }
     }
@@ -501,7 +516,7 @@ mod tests {
         use candle_core::quantized::{GgmlDType, QTensor};
         use candle_core::{Device, Tensor};
         let dev = Device::Cpu;
-        let (n, k) = (7, 512);
+        let (n, k) = (37, 512);
         let w = Tensor::randn(0f32, 0.1, (n, k), &dev).unwrap();
         for (dtype, src) in [(GgmlDType::Q4K, Source::Q4K), (GgmlDType::Q6K, Source::Q6K), (GgmlDType::Q5_0, Source::Blocks(Format::Q5_0))] {
             let q = QTensor::quantize(&w, dtype).unwrap();

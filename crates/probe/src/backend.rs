@@ -63,6 +63,17 @@ pub trait LanguageModel {
     fn forward_after_prefix(&self, _prefix: &[u32], _suffixes: &[Vec<u32>], _opts: &RunOptions) -> Result<ForwardOutput, ModelError> {
         Err(ModelError::Unsupported("running a batch after a shared prefix".into()))
     }
+    /// [`LanguageModel::forward_after_prefix`], also returning the prefix's own pass under
+    /// `prefix_opts` (the hooks it caches): one pass over the prefix serves both.
+    fn forward_with_prefix(
+        &self,
+        _prefix: &[u32],
+        _suffixes: &[Vec<u32>],
+        _prefix_opts: &RunOptions,
+        _opts: &RunOptions,
+    ) -> Result<(ForwardOutput, ForwardOutput), ModelError> {
+        Err(ModelError::Unsupported("running a batch after a shared prefix".into()))
+    }
     /// [`LanguageModel::forward_from`] for unpadded rows after a cached prefix (see
     /// `Llama::forward_from_cached`).
     fn forward_from_cached(
@@ -155,6 +166,19 @@ impl LanguageModel for Model {
     fn forward_after_prefix(&self, prefix: &[u32], suffixes: &[Vec<u32>], opts: &RunOptions) -> Result<ForwardOutput, ModelError> {
         let kv = self.cache_sequence(prefix)?;
         self.llama.forward_after_prefix(&kv, suffixes, opts)
+    }
+
+    fn forward_with_prefix(
+        &self,
+        prefix: &[u32],
+        suffixes: &[Vec<u32>],
+        prefix_opts: &RunOptions,
+        opts: &RunOptions,
+    ) -> Result<(ForwardOutput, ForwardOutput), ModelError> {
+        let mut kv = KvCache::default();
+        let head = self.llama.forward(&[prefix.to_vec()], prefix_opts, Some(&mut kv))?;
+        let tail = self.llama.forward_after_prefix(&kv, suffixes, opts)?;
+        Ok((head, tail))
     }
 }
 

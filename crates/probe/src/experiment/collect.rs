@@ -50,26 +50,27 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         };
         let shared = if fast { shared_prefix_len(items) } else { 0 };
         // The mean over the whole prompt needs the shared prefix's positions too: every prompt
-        // of the batch has the same activations there, so one pass over the prefix gives their
-        // sum at each recorded hook.
-        let prefix_sums: Option<BTreeMap<HookPoint, Tensor>> = if readout == Readout::MeanPrompt && shared > 0 {
-            let prefix = self.model.forward(&[items[0].tokens[..shared].to_vec()], &RunOptions { final_block: FinalBlock::Auto, ..opts.clone() })?;
-            let mut sums = BTreeMap::new();
-            for h in prefix.cache.hooks() {
-                if let Some(t) = prefix.cache.get(h) {
-                    sums.insert(*h, t.get(0)?.sum(0)?); // [shared, D] → [D]
-                }
-            }
-            Some(sums)
-        } else {
-            None
-        };
-        let out = if shared > 0 {
+        // of the batch has the same activations there, so the one pass over the prefix (which
+        // also gives the batch its keys and values) gives their sum at each recorded hook.
+        let (prefix_sums, out): (Option<BTreeMap<HookPoint, Tensor>>, _) = if shared > 0 {
+            let prefix = &items[0].tokens[..shared];
             let suffixes: Vec<Vec<u32>> = items.iter().map(|i| i.tokens[shared..].to_vec()).collect();
-            self.model.forward_after_prefix(&items[0].tokens[..shared], &suffixes, &opts)?
+            if readout == Readout::MeanPrompt {
+                let prefix_opts = RunOptions { final_block: FinalBlock::Auto, ..opts.clone() };
+                let (head, tail) = self.model.forward_with_prefix(prefix, &suffixes, &prefix_opts, &opts)?;
+                let mut sums = BTreeMap::new();
+                for h in head.cache.hooks() {
+                    if let Some(t) = head.cache.get(h) {
+                        sums.insert(*h, t.get(0)?.sum(0)?); // [shared, D] → [D]
+                    }
+                }
+                (Some(sums), tail)
+            } else {
+                (None, self.model.forward_after_prefix(prefix, &suffixes, &opts)?)
+            }
         } else {
             let seqs: Vec<Vec<u32>> = items.iter().map(|i| i.tokens.clone()).collect();
-            self.model.forward(&seqs, &opts)?
+            (None, self.model.forward(&seqs, &opts)?)
         };
         let logits: Vec<Vec<f32>> = out.logits.to_vec2()?;
         let d = self.d();
