@@ -86,7 +86,7 @@ pub const LESSONS: &[Lesson] = &[
     },
     Lesson {
         title: "Now a real LLM: SmolLM2",
-        text: "The same experiment on SmolLM2-135M-Instruct, a real instruct model (98 MB, loaded once and cached). Read the verdict line first. Measured on this spec: the probe at the layer chosen on validation framings reaches about 0.52, its interval includes chance, a random direction chosen the same way does as well, and the framing-permutation test gives p ≈ 0.28; the compliance gap is zero. No evidence that SmolLM2 carries “being watched” to where it answers — and that null result is a result. (The evaluation-awareness study in the README finds a direction that tells benchmark layouts from deployment messages almost perfectly, and then shows that the words alone do nearly as well.)",
+        text: "The same experiment on SmolLM2-135M-Instruct, a real instruct model (98 MB, loaded once and cached). Read the verdict line first. Measured on this spec: the probe at the layer chosen on validation framings reaches about 0.51, its interval includes chance, a random direction chosen the same way does as well, and the framing-permutation test gives p ≈ 0.37; the compliance gap is zero. No evidence that SmolLM2 carries “being watched” to where it answers — and that null result is a result. (The evaluation-awareness study in the README finds a direction that tells benchmark layouts from deployment messages almost perfectly, and then shows that the words alone do nearly as well.)",
         spec: smollm2,
         run: true,
     },

@@ -21,9 +21,10 @@ use hawthorne_model::Config;
 pub const DEFAULT_BUDGET_S: f64 = 60.0;
 
 /// Forward-pass speed assumed for a slow laptop, in GFLOP/s: half the single-threaded wasm
-/// engine's measured speed on the reference machine (SmolLM2-135M prefill, 47.5 tokens/s ×
-/// 0.21 GFLOP per token ≈ 10 GFLOP/s in Chromium; bench/RESULTS.md).
-pub const FORWARD_GFLOPS: f64 = 5.0;
+/// engine's measured speed on the reference machine, taking the slower of the two studies in
+/// `bench/study.md` (recording SmolLM2-135M's activations: 5,878 GFLOP in 372 s ≈ 15.8 GFLOP/s
+/// in Chromium; Gemma-3-270M's ran at 17.7).
+pub const FORWARD_GFLOPS: f64 = 7.5;
 
 /// Probe-fitting and resampling speed assumed for a slow laptop, in GFLOP/s (f64 code in
 /// linfa and the metrics, scalar in wasm). Chosen conservatively: the organism's probe stage
