@@ -24,7 +24,8 @@
 
 use half::f16;
 
-use crate::panel::Source;
+// Activation rows from which a product unpacks each weight row once into a panel.
+use crate::panel::{Source, MIN_ROWS as PANEL_MIN_ROWS};
 
 /// Weights per block in every format here.
 pub const BLOCK: usize = 32;
@@ -574,10 +575,6 @@ pub fn threads() -> usize {
 /// bench/RESULTS.md); prefill's products (≥ 128 × 576 × 576 ≈ 42 M) gain from the split.
 const PARALLEL_MACS: usize = 1 << 20;
 
-/// Activation rows from which a product unpacks each weight row once into a
-/// [`crate::panel::Panel`]
-/// (prefill); fewer rows use the tiles, which unpack a block per tile.
-const PANEL_MIN_ROWS: usize = 8;
 
 /// Output rows each rayon task computes.
 const ROWS_PER_TASK: usize = 64;

@@ -153,7 +153,7 @@ impl Weight {
         let x2 = x.reshape((rows, d_in))?.contiguous()?; // [rows, in]
         let y = match self {
             Weight::Dense(w) => x2.matmul(&w.t()?)?,                            // [rows, out]
-            Weight::Packed(p) if p.source.is_some() => x2.apply_op1_no_bwd(p.as_ref())?, // [rows, out]
+            Weight::Packed(p) if p.own_kernel(rows) => x2.apply_op1_no_bwd(p.as_ref())?, // [rows, out] // [rows, out]
             Weight::Packed(p) => x2.apply_op1_no_bwd(p.q.as_ref())?,            // [rows, out]
         };
         let mut out_dims = dims;
@@ -177,6 +177,19 @@ impl Weight {
             Weight::Dense(w) => w.clone(),
             Weight::Packed(p) => p.q.dequantize(&candle_core::Device::Cpu)?,
         })
+    }
+}
+
+impl Packed {
+    /// Whether this crate's kernels multiply `rows` activation rows by this matrix: always for
+    /// the blocks of 32, from `panel::MIN_ROWS` rows for the K-quants (candle's path below,
+    /// with the same `Q8_K` activations).
+    fn own_kernel(&self, rows: usize) -> bool {
+        match self.source {
+            Some(Source::Blocks(_)) => true,
+            Some(Source::Q4K | Source::Q6K) => rows >= panel::MIN_ROWS,
+            None => false,
+        }
     }
 }
 
