@@ -664,12 +664,15 @@ pub fn matmul(isa: Isa, fmt: Format, w: &[u8], n: usize, k: usize, x: &[f32], ou
         return;
     }
     use rayon::prelude::*;
-    let task = |(c, dst): (usize, &mut [f32])| rows_into(c * ROWS_PER_TASK, dst);
+    // Prefill: one task per thread (in the browser's threaded worker, many small tasks cost
+    // more in waking and waiting than they gained).
+    let per_task = if m >= PANEL_MIN_ROWS { n.div_ceil(threads).max(ROWS_PER_TASK) } else { ROWS_PER_TASK };
+    let task = |(c, dst): (usize, &mut [f32])| rows_into(c * per_task, dst);
     if m == 1 {
-        out.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(task);
+        out.par_chunks_mut(per_task).enumerate().for_each(task);
     } else {
         let mut t = vec![0f32; n * m];
-        t.par_chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(task);
+        t.par_chunks_mut(per_task * m).enumerate().for_each(task);
         transpose_into(&t, n, m, out);
     }
 }

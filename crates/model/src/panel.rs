@@ -289,8 +289,11 @@ pub fn matmul(isa: Isa, src: Source, w: &[u8], n: usize, k: usize, x: &[f32], ou
     }
     use rayon::prelude::*;
     let mut t = vec![0f32; n * m]; // [n, m]
-    t.par_chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(|(c, dst)| {
-        let first = c * ROWS_PER_TASK;
+    // One task per thread: in the browser's threaded worker, many small tasks cost more in
+    // waking and waiting than they gained.
+    let per_task = n.div_ceil(rayon::current_num_threads()).max(ROWS_PER_TASK);
+    t.par_chunks_mut(per_task * m).enumerate().for_each(|(c, dst)| {
+        let first = c * per_task;
         let count = dst.len() / m;
         product(isa, src, &w_rows[first..first + count], &rows, |j, i, v| dst[j * m + i] = v);
     });
@@ -514,6 +517,32 @@ mod tests {
         let n = compare_with_scalar(Isa::detect(), 17).unwrap_or_else(|e| panic!("{e}"));
         assert!(n >= 5 * 8 * 3, "{n} cases");
         compare_with_scalar(Isa::Scalar, 17).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn products_do_not_depend_on_the_thread_count() {
+        use candle_core::quantized::{GgmlDType, QTensor};
+        use candle_core::{Device, Tensor};
+        let dev = Device::Cpu;
+        let (n, k, m) = (300, 512, 12);
+        let w = Tensor::randn(0f32, 0.1, (n, k), &dev).unwrap();
+        let x: Vec<f32> = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        for (dtype, src) in [(GgmlDType::Q4K, Source::Q4K), (GgmlDType::Q5_0, Source::Blocks(Format::Q5_0))] {
+            let bytes = QTensor::quantize(&w, dtype).unwrap().data().unwrap().to_vec();
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut out = vec![0f32; m * n];
+                pool.install(|| match src {
+                    Source::Blocks(fmt) => crate::kernels::matmul(Isa::detect(), fmt, &bytes, n, k, &x, &mut out),
+                    _ => matmul(Isa::detect(), src, &bytes, n, k, &x, &mut out),
+                });
+                out
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                assert!(run(threads).iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()), "{src:?} on {threads} threads");
+            }
+        }
     }
 
     #[test]
