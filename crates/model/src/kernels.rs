@@ -120,11 +120,13 @@ pub fn quantize_row_k(x: &[f32], out: &mut Vec<Q8Block>) {
     }
 }
 
-/// C's `roundf` (halves away from zero) for |r| ≤ 127, a NaN giving 0. Written out because
-/// `f32::round` is a libm call natively without SSE4.1 and in wasm (3% of a study's time):
-/// the truncating conversion is one instruction, and `r − t` is exact at these magnitudes.
+/// C's `roundf` (halves away from zero), saturated to −128..=127 as the old `as i8` cast was,
+/// a NaN giving 0. Written out because `f32::round` is a libm call natively without SSE4.1 and
+/// in wasm (3% of a study's time): the truncating conversion is one instruction, and `r − t`
+/// is exact at these magnitudes.
 #[inline(always)]
 fn round_half_away(r: f32) -> i32 {
+    let r = r.clamp(-128.0, 127.0); // a NaN stays NaN, and converts to 0
     let t = r as i32;
     let frac = r - t as f32;
     t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)
@@ -864,6 +866,8 @@ mod tests {
             assert_eq!(round_half_away(r), r.round() as i32, "{r}");
         }
         assert_eq!(round_half_away(f32::NAN), 0);
+        // Out of range (an activation scale that underflowed): saturated, as `as i8` did.
+        assert_eq!((round_half_away(f32::INFINITY), round_half_away(-1e30), round_half_away(300.4)), (127, -128, 127));
     }
 
     #[test]
