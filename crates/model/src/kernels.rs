@@ -19,7 +19,8 @@
 //! `x ≈ d_x·a`, one block contributes `d·d_x·Σ q·a + m·(d_x·Σ a)`, or `d·d_x·(Σ q·a − 16·Σ a)`.
 //!
 //! The SIMD paths need `unsafe` for the intrinsics' loads and for calling a function compiled
-//! for a feature the caller has only detected; this is the one module of the crate allowed it.
+//! for a feature the caller has only detected; this module and `panel.rs` are the
+//! only ones of the crate allowed it.
 #![allow(unsafe_code)]
 
 use half::f16;

@@ -10,15 +10,15 @@
 //! - candle 0.11 multiplies the K-quants in wasm one (weight row, activation row) pair at a
 //!   time, unpacking the 256-weight block for each pair and widening to 32 bits every 8
 //!   products. Gemma 3's file keeps a third of its multiply-adds in Q4_K and Q6_K. Here they
-//!   take the same panels, with activations quantised as llama.cpp's `Q8_K` (a scale per 256;
-//!   with blocks of 32 instead, top-1 agreement with llama.cpp on Gemma fell from 164 to 158
-//!   of 170 positions).
+//!   take the same panels from eight activation rows (decode keeps candle's path), with
+//!   activations quantised as llama.cpp's `Q8_K` (a scale per 256) for both paths.
 //!
 //! Every implementation (scalar, AVX2, simd128) sums a block's products in integers (exact),
 //! then applies the same float operations in the same order, with no fused multiply-add. The
 //! three give the same bits, so the CLI and the page compute the same numbers; the tests check
 //! it. Four activation rows go at a time: their four integer sums are gathered into one vector
-//! and scaled together.
+//! and scaled together. In wasm the products run on values widened to i16 through
+//! `i32x4.dot_i16x8_s`.
 #![allow(unsafe_code)]
 
 use crate::kernels::{f16_at, quantize_row, quantize_row_k, unpack_block_into, Format, Isa, Q8Block, BLOCK};
