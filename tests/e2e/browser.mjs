@@ -1,15 +1,25 @@
 // Shared Playwright helpers: launch Debian's Chromium headless with the flags this project
 // relies on (no sandbox inside containers, no background network traffic).
 import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const BASE = process.env.HAWTHORNE_URL ?? 'http://127.0.0.1:8000';
 
+// Profiles still on disk; removed when their browser closes, and the rest when the process
+// exits (a failed test may never close its browser).
+const profiles = new Set();
+function removeProfile(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  profiles.delete(dir);
+}
+process.on('exit', () => { for (const dir of [...profiles]) removeProfile(dir); });
+
 /** `options` are merged into Playwright's context options (e.g. `serviceWorkers: 'block'`). */
 export async function launch(options = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'hawthorne-e2e-'));
+  profiles.add(userDataDir);
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
@@ -21,6 +31,9 @@ export async function launch(options = {}) {
     acceptDownloads: true,
     ...options,
   });
+  // The profile holds the page's model cache (up to 700 MB with a real model): remove it when
+  // the browser closes, or every run leaves it behind in the temporary directory.
+  context.on('close', () => removeProfile(userDataDir));
   return context;
 }
 
