@@ -121,6 +121,50 @@ pub fn run(
     }
 }
 
+/// `hawthorne prompts SPEC --out FILE`: the contrast set as JSON lines.
+pub fn prompts(spec_arg: &str, out: &Path) -> Result<()> {
+    let spec = read_spec(spec_arg)?;
+    let text = hawthorne_probe::recorded::prompts_jsonl(&spec)?;
+    std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+    println!("{} prompts of spec {} in {}", text.lines().count() - 1, &spec.hash()[..12], out.display());
+    Ok(())
+}
+
+/// Reads a collected-activations directory (or a zip of one) as `relative path → bytes`.
+pub fn read_collected(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    if path.is_file() {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok(hawthorne_probe::recorded::files_from_zip(&bytes)?);
+    }
+    if !path.is_dir() {
+        bail!("{} is neither a directory nor a zip file of collected activations", path.display());
+    }
+    let mut files = BTreeMap::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+            let p = entry?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "npy")) {
+                let rel = p.strip_prefix(path)?.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                files.insert(rel, std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?);
+            }
+        }
+    }
+    Ok(hawthorne_probe::recorded::rooted(files))
+}
+
+/// `hawthorne run SPEC --activations DIR`: the report from collected activations.
+pub fn run_collected(spec_arg: &str, dir: &Path, out: &Path, quiet: bool) -> Result<()> {
+    let spec = read_spec(spec_arg)?;
+    let t_load = Instant::now();
+    let files = read_collected(dir)?;
+    let rec = hawthorne_probe::Recorded::from_files(&spec, &files).with_context(|| format!("checking {} against the spec", dir.display()))?;
+    let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
+    drive(&spec, &rec, dir, load_ms, out, quiet, None, None).map(drop)
+}
+
 /// Runs the experiment on `model` with progress bars and writes the report directory; a spec
 /// estimated above `budget_s` seconds (on a slow laptop) is refused before anything runs.
 #[allow(clippy::too_many_arguments)]

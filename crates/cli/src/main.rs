@@ -49,6 +49,20 @@ enum Command {
         /// Run even when the estimate is above `--max-cost`.
         #[arg(long)]
         yes: bool,
+        /// Build the report from activations collected by another engine (a directory or zip
+        /// written by `python -m hawthorne_collect` from `hawthorne prompts`) instead of
+        /// running a model: probes, controls, behaviour and PCA; the stages that need a live
+        /// model are listed as not run.
+        #[arg(long, conflicts_with_all = ["model", "backend", "compute"])]
+        activations: Option<PathBuf>,
+    },
+    /// Write the spec's contrast set as data (`prompts.jsonl`: a header line, then one prompt
+    /// per line with its framing, condition, task, split, system and user text and answers),
+    /// for collecting activations with transformers or nnsight (`python/hawthorne_collect`).
+    Prompts {
+        spec: String,
+        #[arg(long, default_value = "prompts.jsonl")]
+        out: PathBuf,
     },
     /// Run one spec on several models and write a comparison: `study.json`, a markdown table
     /// (`study.md`) with the published small-model numbers beside it, and a chart of AUROC
@@ -140,10 +154,14 @@ fn load(path: &PathBuf, mode: ComputeMode) -> Result<Model> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { spec, out, model, quiet, backend, max_cost, yes } => {
+        Command::Run { spec, out, model: _, quiet, activations: Some(dir), .. } => {
+            experiment_cmd::run_collected(&spec, &dir, &out, quiet)?
+        }
+        Command::Run { spec, out, model, quiet, backend, max_cost, yes, activations: None } => {
             let budget = (!yes).then_some(max_cost);
             experiment_cmd::run(&spec, &out, model.as_deref(), quiet, backend, cli.compute, budget)?
         }
+        Command::Prompts { spec, out } => experiment_cmd::prompts(&spec, &out)?,
         Command::ExportOnnx(args) => onnx_cmd::export(&args)?,
         Command::Study { spec, models, out, quiet, max_cost, yes } => {
             experiment_cmd::study(&spec, &models, &out, quiet, cli.compute, (!yes).then_some(max_cost))?;

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 pub use error::{ModelError, Result};
 pub use generate::{GenerateOptions, Generation, Generator, Sampling, StopReason};
-pub use gguf::{Arch, Config, GgufLoader, ModelCheck};
+pub use gguf::{Arch, Config, Family, GgufLoader, ModelCheck};
 pub use hook::{ActivationCache, HookPoint, Intervention, NamesFilter, Positions};
 pub use model::{FinalBlock, ForwardOutput, KvCache, Llama, LogitsAt, RunOptions};
 pub use tokenizer::{ChatFormat, Message, Tokenizer};

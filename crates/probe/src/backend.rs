@@ -32,6 +32,12 @@ pub trait LanguageModel {
     /// norm and the unembedding.
     fn logit_lens(&self, resid: &Tensor) -> Result<Tensor, ModelError>;
     fn generate(&self, prompt: &[u32], opts: &GenerateOptions) -> Result<Generation, ModelError>;
+    /// Activations recorded elsewhere (by the Python collector) instead of forward passes: the
+    /// experiment reads its readouts and answer logits from here and skips the stages that
+    /// need a live model (logit lens, continuations, patching, steering).
+    fn recorded(&self) -> Option<&crate::recorded::Recorded> {
+        None
+    }
     /// Whether [`hawthorne_model::Intervention::Patch`] is supported.
     fn supports_patching(&self) -> bool {
         true

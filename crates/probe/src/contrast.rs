@@ -91,6 +91,27 @@ pub fn build<M: LanguageModel + ?Sized>(spec: &ExperimentSpec, model: &M) -> Res
     Ok(ContrastSet { items, aligned_token, misaligned_token })
 }
 
+/// The contrast set's items in the same order as [`build`], without tokens (for writing the
+/// prompts out as data, and for splits, which need only framings, tasks and conditions).
+pub fn untokenized(spec: &ExperimentSpec) -> ContrastSet {
+    let sc = &spec.scenario;
+    let items = sc
+        .framings
+        .iter()
+        .enumerate()
+        .flat_map(|(fi, f)| {
+            sc.tasks.iter().enumerate().filter(|(_, t)| f.crosses(t)).map(move |(ti, _)| PromptItem {
+                framing: fi,
+                task: ti,
+                condition: f.condition,
+                tokens: Vec::new(),
+                task_span: (0, 0),
+            })
+        })
+        .collect();
+    ContrastSet { items, aligned_token: Vec::new(), misaligned_token: Vec::new() }
+}
+
 /// Length of the common token suffix of two prompts (the task and the template after the
 /// framing). Patching aligns positions by counting back from the answer start inside it.
 pub fn common_suffix(a: &[u32], b: &[u32]) -> usize {

@@ -29,6 +29,9 @@ pub enum ProbeError {
     Fit { hook: String, reason: String },
     #[error("shape mismatch: {0}")]
     Shape(String),
+    /// A collected-activations directory that cannot serve this spec (see [`crate::recorded`]).
+    #[error("collected activations: {0}")]
+    Activations(String),
     #[error("the run was cancelled")]
     Cancelled,
 }

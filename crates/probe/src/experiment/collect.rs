@@ -32,6 +32,9 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
         let Some(&(start, end)) = self.collect_batches.get(self.cursor) else {
             return Err(ProbeError::Shape("the contrast set has no prompts".into()));
         };
+        if let Some(rec) = self.model.recorded() {
+            return self.collect_recorded(rec);
+        }
         let items = &self.set.items[start..end];
         let n_layers = self.model.config().n_layers;
         let mut cache_hooks = self.hooks.clone();
@@ -123,5 +126,22 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             self.advance(Stage::Probes);
         }
         Ok(p)
+    }
+
+    /// Collected activations: every readout and score at once, in one step.
+    fn collect_recorded(&mut self, rec: &crate::recorded::Recorded) -> Result<Progress> {
+        let missing = |h: &HookPoint| ProbeError::Activations(format!("{h} was not collected"));
+        for (k, h) in self.hooks.iter().enumerate() {
+            self.acts[k] = rec.readout(h).ok_or_else(|| missing(h))?.to_vec();
+        }
+        for l in 0..self.model.config().n_layers {
+            let h = HookPoint::ResidPost(l);
+            self.resid[l] = rec.readout(&h).ok_or_else(|| missing(&h))?.to_vec();
+        }
+        self.scores = (0..self.set.items.len())
+            .map(|i| rec.behaviour_score(i).ok_or_else(|| ProbeError::Activations(format!("no answer logits for prompt {i}"))))
+            .collect::<Result<_>>()?;
+        self.advance(Stage::Probes);
+        Ok(Progress { stage: Stage::Collect, done: 1, total: 1 })
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
     /// Test-split prompts first, then the rest, `continuations` per condition.
     pub(super) fn pick_continuations(&self) -> Vec<usize> {
-        let per = self.spec.behaviour.continuations;
+        let per = if self.model.recorded().is_some() { 0 } else { self.spec.behaviour.continuations };
         let test: std::collections::BTreeSet<usize> = self.folds[0].test.iter().copied().collect();
         let mut out = Vec::new();
         for c in [Condition::Observed, Condition::Unobserved, Condition::Neutral] {

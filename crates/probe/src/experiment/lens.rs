@@ -22,8 +22,10 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
     }
 
     pub(super) fn step_lens(&mut self) -> Result<Progress> {
-        if !self.spec.lens.enabled {
-            self.notes.push("logit lens not run (`lens.enabled` is false)".into());
+        if !self.spec.lens.enabled || self.model.recorded().is_some() {
+            if self.model.recorded().is_none() {
+                self.notes.push("logit lens not run (`lens.enabled` is false)".into());
+            }
             self.continuation_items = self.pick_continuations();
             self.advance(Stage::Continuations);
             return Ok(Progress { stage: Stage::LogitLens, done: 1, total: 1 });

@@ -141,7 +141,13 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
     /// estimate, without running anything yet.
     pub fn new(spec: &ExperimentSpec, model: &'m M) -> Result<Self> {
         spec.validate()?;
-        if let Some(want) = &spec.model.sha256 {
+        let recorded = model.recorded().is_some();
+        let mut notes = Vec::new();
+        if let Some(rec) = model.recorded() {
+            notes.push(rec.provenance_note());
+            notes.push("logit lens, continuations, patching and steering not run: they need a live model, and these are collected activations".into());
+        }
+        if let Some(want) = spec.model.sha256.as_ref().filter(|_| !(recorded && model.sha256().is_empty())) {
             if want != model.sha256() {
                 return Err(crate::error::spec_err(
                     "model.sha256",
@@ -149,7 +155,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 ));
             }
         }
-        if spec.model.compute != model.compute_mode() {
+        if !recorded && spec.model.compute != model.compute_mode() {
             return Err(crate::error::spec_err(
                 "model.compute",
                 format!(
@@ -191,12 +197,12 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             steer: SteerState::default(),
             steering: None,
             pca: None,
-            notes: Vec::new(),
+            notes,
             directions: Vec::new(),
             inner,
             controls: ControlState::default(),
         };
-        let needed_mb = exp.cost().memory_mb;
+        let needed_mb = if recorded { 0 } else { exp.cost().memory_mb };
         if needed_mb > spec.limits.max_memory_mb {
             return Err(ProbeError::TooLarge { needed_mb, limit_mb: spec.limits.max_memory_mb });
         }
@@ -409,7 +415,12 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             continuations: self.continuations.clone(),
         };
         let cfg = self.model.config();
-        let cost = self.cost();
+        // Collected activations cost no forward passes here: the estimate would mislead.
+        let cost = self.model.recorded().is_none().then(|| self.cost());
+        let architecture = match self.model.recorded() {
+            Some(rec) => rec.manifest.model.architecture.clone(),
+            None => cfg.family.arch.name().to_string(),
+        };
         Ok(Report {
             schema_version: report::REPORT_SCHEMA_VERSION,
             provenance: Provenance {
@@ -421,7 +432,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
                 n_layers: cfg.n_layers,
                 d_model: cfg.d_model,
                 n_prompts: n,
-                architecture: cfg.family.arch.name().to_string(),
+                architecture,
                 chat_format: self.model.chat_format(),
             },
             split: self.spec.split.name(),
@@ -438,7 +449,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
             steering: self.steering,
             pca: self.pca,
             notes: self.notes,
-            cost: Some(cost),
+            cost,
             timings: BTreeMap::new(),
         })
     }

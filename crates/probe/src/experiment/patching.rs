@@ -64,7 +64,7 @@ impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
 
     pub(super) fn init_patching(&mut self) {
         let sp = &self.spec.patching;
-        if !sp.enabled || sp.pairs == 0 {
+        if !sp.enabled || sp.pairs == 0 || self.model.recorded().is_some() {
             return;
         }
         if !self.model.supports_patching() {

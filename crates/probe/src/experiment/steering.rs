@@ -21,7 +21,7 @@ pub(super) struct SteerState {
 impl<'m, M: LanguageModel + ?Sized> Experiment<'m, M> {
     pub(super) fn init_steering(&mut self) {
         let sp = self.spec.steering.clone();
-        if !sp.enabled || sp.alphas.is_empty() {
+        if !sp.enabled || sp.alphas.is_empty() || self.model.recorded().is_some() {
             return;
         }
         let n_layers = self.model.config().n_layers;
