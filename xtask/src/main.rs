@@ -215,6 +215,50 @@ fn python_example(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The collector's path, checked against the engine on the default SmolLM2 spec: transformers
+/// (loading the same GGUF file) and nnsight collect its readouts on CPU, `hawthorne run
+/// --activations` builds the reports, and `python/tests/parity.py` compares them with the
+/// engine's own run (probe AUROCs within 1e-3, the same compliance gap, readouts within a
+/// relative 1e-4).
+fn collector_parity(root: &Path) -> Result<()> {
+    let python = setup::collect_env(root)?;
+    run(Command::new(&python).args(["-m", "unittest", "discover", "-s"]).arg(root.join("python/tests")).args(["-p", "test_*.py"]))
+        .context("the collector's unit tests")?;
+    let dir = root.join("target/collector-parity");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let cli = || {
+        let mut c = cargo();
+        c.args(["run", "--release", "-q", "-p", "hawthorne-cli", "--"]).env("RAYON_NUM_THREADS", "1");
+        c
+    };
+    let spec = "examples/smollm2.json";
+    run(cli().args(["prompts", spec, "--out"]).arg(dir.join("prompts.jsonl")))?;
+    // The engine with dequantised f32 weights: the same arithmetic transformers does on them.
+    run(cli().args(["run", spec, "--compute", "f32", "--yes", "--quiet", "--out"]).arg(dir.join("native")))?;
+    for backend in ["transformers", "nnsight"] {
+        let acts = dir.join(format!("{backend}-activations"));
+        run(Command::new(&python)
+            .args(["-m", "hawthorne_collect"])
+            .arg(dir.join("prompts.jsonl"))
+            .arg("--model")
+            .arg(root.join("models"))
+            .args(["--gguf-file", "SmolLM2-135M-Instruct.Q4_1.gguf", "--backend", backend, "--quiet", "--out"])
+            .arg(&acts)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("OMP_NUM_THREADS", "1"))
+        .with_context(|| format!("collecting with {backend}"))?;
+        let report = dir.join(format!("{backend}-report"));
+        run(cli().args(["run", spec, "--quiet", "--activations"]).arg(&acts).arg("--out").arg(&report))?;
+        eprintln!("{backend} against the engine:");
+        run(Command::new(&python).arg(root.join("python/tests/parity.py")).arg(dir.join("native")).arg(&acts).arg(&report))
+            .with_context(|| format!("{backend}'s activations and report differ from the engine's"))?;
+    }
+    Ok(())
+}
+
 /// Every test: native unit/parity tests, wasm tests in headless Chromium, end-to-end tests.
 fn test(root: &Path) -> Result<()> {
     setup::all(root, setup::Needs::Everything)?;
@@ -227,6 +271,7 @@ fn test(root: &Path) -> Result<()> {
         .env("CHROMEDRIVER", setup::CHROMEDRIVER)
         .env("WASM_BINDGEN_TEST_TIMEOUT", "120"))?;
     python_example(root)?;
+    collector_parity(root)?;
     build_web(root)?;
     // The native CLI's report for the default spec: the browser must reproduce its numbers.
     let cli_report = root.join("target/e2e-cli-report");

@@ -385,6 +385,37 @@ pub fn python_example_env(root: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
+/// A virtual environment in `target/collect-venv` with the Python collector
+/// (`python/hawthorne_collect`) and exactly the packages of `python/requirements-test.txt`
+/// (torch, transformers, nnsight, …); returns its interpreter. torch's Linux wheel brings its
+/// CUDA libraries (about 5 GB installed, two minutes here), so the venv is kept while the
+/// requirements file is unchanged, and pip keeps no cache of it.
+pub fn collect_env(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target/collect-venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("installed.txt");
+    let requirements = root.join("python/requirements-test.txt");
+    let want = std::fs::read_to_string(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
+    if !(std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) && python.exists()) {
+        if venv.exists() {
+            std::fs::remove_dir_all(&venv).with_context(|| format!("removing the stale {}", venv.display()))?;
+        }
+        eprintln!("installing the collector's Python packages (torch, transformers, nnsight) into {}", venv.display());
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context("creating a Python venv (is python3-venv installed?)")?;
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-cache-dir", "-r"])
+            .arg(&requirements))
+        .context("installing python/requirements-test.txt from PyPI")?;
+        std::fs::write(&stamp, &want)?;
+    }
+    // The collector itself, from the working tree, every time (it is small).
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-cache-dir", "--no-deps", "--no-build-isolation"])
+        .arg(root.join("python")))
+    .context("installing python/hawthorne_collect into the venv")?;
+    Ok(python)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -287,13 +287,10 @@ impl Recorded {
         if d == 0 || n_layers == 0 {
             return Err(bad(format!("{MANIFEST} gives d_model {d} and n_layers {n_layers}")));
         }
-        // Every hook the experiment reads: the spec's probes, each block's resid_post (lens
-        // basis, steering basis, PCA) and the embedding (the lexical control's probe).
+        // Every hook the experiment reads: the spec's probes (`hook_embed` among them when the
+        // lexical control probes it) and each block's resid_post (steering basis, PCA).
         let mut needed: BTreeSet<HookPoint> = spec.hook_points(n_layers)?.into_iter().collect();
         needed.extend((0..n_layers).map(HookPoint::ResidPost));
-        if spec.baselines.lexical {
-            needed.insert(HookPoint::Embed);
-        }
         let listed: BTreeSet<&str> = manifest.hooks.iter().map(String::as_str).collect();
         let mut readouts = BTreeMap::new();
         for h in &needed {
@@ -475,5 +472,181 @@ impl LanguageModel for Recorded {
 
     fn recorded(&self) -> Option<&Recorded> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::npy_f32;
+    use crate::scenarios::{general_framings, general_tasks};
+    use crate::spec::Scenario;
+    use crate::Experiment;
+
+    const D: usize = 4;
+    const LAYERS: usize = 2;
+
+    fn spec() -> ExperimentSpec {
+        let mut s = ExperimentSpec::new("some-hub/model", Scenario { framings: general_framings(), tasks: general_tasks() }, 7);
+        s.hooks = "hook_embed,blocks.*.hook_resid_post".into();
+        s.baselines.random_directions = 5;
+        s.baselines.permutations = 0;
+        s.probes.bootstrap = 20;
+        s
+    }
+
+    /// A collected directory for `spec`: block 1 carries the condition in component 0 (plus
+    /// a per-prompt wobble), every other hook only the wobble; misaligned wins when unobserved.
+    fn files(spec: &ExperimentSpec) -> BTreeMap<String, Vec<u8>> {
+        let (header, lines) = prompt_lines(spec).unwrap();
+        let n = lines.len();
+        let mut hooks = vec!["hook_embed".to_string()];
+        hooks.extend((0..LAYERS).map(|l| format!("blocks.{l}.hook_resid_post")));
+        let mut out = BTreeMap::new();
+        for (k, h) in hooks.iter().enumerate() {
+            let mut a = Vec::with_capacity(n * D);
+            for (i, l) in lines.iter().enumerate() {
+                let watched = if l.condition == "unobserved" { 1.0 } else { 0.0 };
+                for c in 0..D {
+                    let wobble = ((i * 7 + c * 3) % 11) as f32 / 11.0;
+                    a.push(if k == 2 && c == 0 { 3.0 * watched + 0.1 * wobble } else { wobble });
+                }
+            }
+            out.insert(hook_file(h), npy_f32(&[n, D], &a));
+        }
+        let logits: Vec<f32> = lines.iter().flat_map(|l| if l.condition == "unobserved" { [0.0, 1.0] } else { [1.0, 0.0] }).collect();
+        out.insert(ANSWER_LOGITS.into(), npy_f32(&[n, 2], &logits));
+        let texts = header.texts.iter().enumerate().map(|(i, t)| (t.clone(), vec![100 + i as u32, 1])).collect();
+        let manifest = Manifest {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            spec_hash: header.spec_hash.clone(),
+            model: CollectedModel { id: "some-hub/model".into(), revision: Some("abc".into()), sha256: None, dtype: "float32".into(), architecture: "llama".into(), n_layers: LAYERS, d_model: D },
+            collector: Collector { backend: "transformers".into(), remote: false, versions: BTreeMap::new() },
+            chat_template: "model".into(),
+            readout: header.readout,
+            hooks,
+            prompts: lines.iter().map(|l| CollectedPrompt { framing: l.framing.clone(), task: l.task.clone(), condition: l.condition.clone(), tokens: vec![1, 2, 3 + l.index as u32] }).collect(),
+            texts,
+        };
+        out.insert(MANIFEST.into(), serde_json::to_vec(&manifest).unwrap());
+        out
+    }
+
+    fn edit_manifest(files: &mut BTreeMap<String, Vec<u8>>, f: impl FnOnce(&mut Manifest)) {
+        let mut m: Manifest = serde_json::from_slice(&files[MANIFEST]).unwrap();
+        f(&mut m);
+        files.insert(MANIFEST.into(), serde_json::to_vec(&m).unwrap());
+    }
+
+    fn err(spec: &ExperimentSpec, files: &BTreeMap<String, Vec<u8>>) -> String {
+        Recorded::from_files(spec, files).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn prompts_follow_the_contrast_order_and_every_prompt_is_tested_once() {
+        let s = spec();
+        let (header, lines) = prompt_lines(&s).unwrap();
+        assert_eq!(header.n_prompts, lines.len());
+        assert_eq!(lines.len(), crate::contrast::untokenized(&s).items.len());
+        assert!(lines.iter().enumerate().all(|(i, l)| l.index == i));
+        let set = crate::contrast::untokenized(&s);
+        let tested: BTreeSet<usize> = make_folds(&s, &set).unwrap().iter().flat_map(|f| f.test.clone()).collect();
+        assert!(!tested.is_empty());
+        assert!(lines.iter().all(|l| l.test_fold.is_some() == tested.contains(&l.index)));
+        assert!(lines.iter().filter(|l| l.split == "test").all(|l| l.test_fold == Some(0)));
+        let text = prompts_jsonl(&s).unwrap();
+        assert_eq!(text.lines().count(), lines.len() + 1);
+        assert!(header.texts.contains(&"Yes".to_string()));
+    }
+
+    #[test]
+    fn a_report_from_collected_activations_finds_the_planted_layer() {
+        let s = spec();
+        let rec = Recorded::from_files(&s, &files(&s)).unwrap();
+        let report = Experiment::new(&s, &rec).unwrap().run_to_end(|_| {}).unwrap();
+        let auroc = |hook: &str| report.probes.iter().find(|p| p.hook == hook).unwrap().mass_mean.auroc;
+        assert!(auroc("blocks.1.hook_resid_post") > 0.99);
+        assert!(auroc("blocks.0.hook_resid_post") < 0.9);
+        assert_eq!(report.behaviour.all.compliance_gap, 1.0);
+        assert!(report.logit_lens.is_empty() && report.patching.is_none() && report.steering.is_none());
+        assert!(report.behaviour.continuations.is_empty());
+        assert!(report.notes.iter().any(|n| n.contains("need a live model")), "{:?}", report.notes);
+        assert!(report.notes.iter().any(|n| n.contains("collected by transformers on some-hub/model")));
+        assert_eq!(report.provenance.architecture, "llama");
+        assert!(report.cost.is_none());
+    }
+
+    #[test]
+    fn a_directory_for_another_spec_is_refused_by_hash() {
+        let s = spec();
+        let f = files(&s);
+        let mut other = s.clone();
+        other.seed += 1;
+        assert!(err(&other, &f).contains("collected for spec"), "{}", err(&other, &f));
+    }
+
+    #[test]
+    fn count_order_hooks_shapes_and_values_are_named() {
+        let s = spec();
+        let mut f = files(&s);
+        edit_manifest(&mut f, |m| {
+            m.prompts.pop();
+        });
+        assert!(err(&s, &f).contains("prompts, the spec's contrast set has"));
+
+        let mut f = files(&s);
+        edit_manifest(&mut f, |m| m.prompts.swap(0, 1));
+        assert!(err(&s, &f).contains("prompt 0 is"), "{}", err(&s, &f));
+
+        let mut f = files(&s);
+        f.remove(&hook_file("blocks.1.hook_resid_post"));
+        assert!(err(&s, &f).contains("activations/blocks.1.hook_resid_post.npy is missing"));
+
+        let mut f = files(&s);
+        edit_manifest(&mut f, |m| m.hooks.retain(|h| h != "hook_embed"));
+        assert!(err(&s, &f).contains("hook `hook_embed` is not among"));
+
+        let n = prompt_lines(&s).unwrap().1.len();
+        let mut f = files(&s);
+        f.insert(hook_file("blocks.0.hook_resid_post"), npy_f32(&[n, D + 1], &vec![0.0; n * (D + 1)]));
+        assert!(err(&s, &f).contains(&format!("expected [{n}, {D}]")));
+
+        let mut f = files(&s);
+        let mut a = vec![0.5f32; n * D];
+        a[3 * D + 2] = f32::NAN;
+        f.insert(hook_file("blocks.0.hook_resid_post"), npy_f32(&[n, D], &a));
+        let e = err(&s, &f);
+        assert!(e.contains("prompt 3 (") && e.contains("non-finite"), "{e}");
+
+        let mut f = files(&s);
+        f.insert(ANSWER_LOGITS.into(), b"not an npy".to_vec());
+        assert!(err(&s, &f).contains("not a 2-D float32 NPY array"));
+
+        let mut s2 = s.clone();
+        s2.hooks = "blocks.*.hook_mlp_out".into();
+        let mut f = files(&s2);
+        edit_manifest(&mut f, |m| m.spec_hash = s2.hash());
+        assert!(err(&s2, &f).contains("hold only hook_embed and blocks.*.hook_resid_post"));
+    }
+
+    #[test]
+    fn zips_of_the_folder_are_rerooted() {
+        let s = spec();
+        let f = files(&s);
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default();
+            for (k, v) in &f {
+                z.start_file(format!("acts/{k}"), opts).unwrap();
+                std::io::Write::write_all(&mut z, v).unwrap();
+            }
+            z.finish().unwrap();
+        }
+        let back = files_from_zip(buf.get_ref()).unwrap();
+        assert_eq!(back, f);
+        assert!(Recorded::from_files(&s, &back).is_ok());
+        assert!(files_from_zip(b"nope").unwrap_err().to_string().contains("not a readable zip"));
     }
 }
