@@ -27,6 +27,9 @@ commands:
   build-web      build the page into dist/ (cargo build --target wasm32 + wasm-bindgen)
   serve [PORT]   set up, build and serve the page on http://127.0.0.1:PORT (default 8000)
   test           set up, then run every test: native, wasm in headless Chromium, end to end
+  collector-parity
+                 collect the default SmolLM2 spec with transformers and nnsight (Python venv in
+                 target/collect-venv) and compare the reports with the engine's (part of `test`)
   bench [--report-only | --organism-only]
                  run the speed and memory benchmarks (native, llama.cpp, ONNX Runtime, headless
                  Chromium) and write bench/RESULTS.md (--report-only: rewrite it from
@@ -50,6 +53,10 @@ fn main() -> Result<()> {
         Some("test") => test(&root),
         Some("setup-ort") => setup::onnxruntime(&root),
         Some("python-example") => python_example(&root),
+        Some("collector-parity") => {
+            setup::fetch_models(&root)?;
+            collector_parity(&root)
+        }
         Some("build-ort-bench") => ort_web::build(&root),
         Some("bench") => bench::bench(&root, &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
