@@ -243,6 +243,10 @@ fn collector_parity(root: &Path) -> Result<()> {
     };
     let spec = "examples/smollm2.json";
     run(cli().args(["prompts", spec, "--out"]).arg(dir.join("prompts.jsonl")))?;
+    // The spec as link text, for the end-to-end test that opens the collected directory.
+    let out = cargo().args(["run", "--release", "-q", "-p", "hawthorne-cli", "--", "spec", "encode", spec]).output()?;
+    anyhow::ensure!(out.status.success(), "hawthorne spec encode {spec} failed");
+    std::fs::write(dir.join("spec-link.txt"), &out.stdout)?;
     // The engine with dequantised f32 weights: the same arithmetic transformers does on them.
     run(cli().args(["run", spec, "--compute", "f32", "--yes", "--quiet", "--out"]).arg(dir.join("native")))?;
     for backend in ["transformers", "nnsight"] {
@@ -295,6 +299,7 @@ fn test(root: &Path) -> Result<()> {
         .env("HAWTHORNE_URL", &base)
         .env("HAWTHORNE_PLAIN_URL", format!("http://127.0.0.1:{}", plain.port))
         .env("HAWTHORNE_CLI_REPORT", cli_report.join("report.json"))
+        .env("HAWTHORNE_COLLECTED_DIR", root.join("target/collector-parity"))
         .env("CHROMIUM", setup::CHROMIUM))?;
     Ok(())
 }

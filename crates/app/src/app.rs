@@ -8,6 +8,7 @@ use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider};
 
 use crate::components::chat::ChatPanel;
 use crate::components::compare::ComparePanel;
+use crate::components::collected::CollectedPanel;
 use crate::components::experiment::ExperimentPanel;
 use crate::components::charts::{GapChart, LensChart, PatchingHeatmap, PcaScatter, ProbeChart, SteeringChart};
 use crate::components::lesson::LessonPanel;
@@ -162,6 +163,16 @@ fn Workbench(props: &WorkbenchProps) -> Html {
                     message: format!("the page does not know the model `{}`", state.spec.model.id),
                 }));
             }
+        })
+    };
+    // Collected activations: the current spec's report from a directory or zip the user opened.
+    let oncollected = {
+        let (bridge, state) = (bridge.clone(), state.clone());
+        Callback::from(move |files: Vec<(String, String)>| {
+            let id = state.run.next_id;
+            state.dispatch(Action::RunStarted(id));
+            let files = files.into_iter().map(|(path, url)| (path, absolute_url(&url))).collect();
+            bridge.send(Request::RunCollected { id, spec: Box::new(state.spec.clone()), files });
         })
     };
     let onrun = {
@@ -321,6 +332,7 @@ fn Workbench(props: &WorkbenchProps) -> Html {
                 <ChatPanel onsend={onsend.clone()} {oncancel} />
                 <NormChart />
                 <ComparePanel oncancel={oncancel_run.clone()} />
+                <CollectedPanel {oncollected} />
                 if let Some(report) = state.run.report.clone() {
                     <Staged generation={std::rc::Rc::as_ptr(&report) as usize}>
                         <GapChart report={report.clone()} />

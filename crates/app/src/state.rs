@@ -241,6 +241,9 @@ pub struct AppState {
     pub compare: Option<Compare>,
     /// Models a `#compare=a,b` link asks to compare (pre-ticked in the panel).
     pub compare_link: Option<Vec<&'static str>>,
+    /// The link was made on a report from collected activations (`#activations=…`): it waits
+    /// for the user to open that directory instead of running on a model.
+    pub collected_link: bool,
     /// The user's own model file, once one is opened.
     pub user_model: Option<UserModel>,
     /// The sha256 of the file a link's experiment was made on, until that file is loaded: any
@@ -264,6 +267,7 @@ impl AppState {
         self.compare_link = crate::link::fragment_value(fragment, "compare")
             .map(|v| v.split(',').filter_map(|id| model_for_id(id).map(|m| m.id)).collect::<Vec<_>>())
             .filter(|v| !v.is_empty());
+        self.collected_link = crate::link::fragment_value(fragment, "activations").is_some();
         self.lesson = crate::link::fragment_value(fragment, "lesson")
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|n| (1..=crate::lessons::LESSONS.len()).contains(n));
@@ -283,7 +287,9 @@ impl AppState {
                 self.spec = spec;
                 self.spec_draft = None;
                 self.spec_draft_error = None;
-                self.run.pending = self.lesson.map_or(true, |n| crate::lessons::LESSONS[n - 1].run);
+                // A report built from collected activations cannot be rerun on a model: the
+                // page waits for the directory instead.
+                self.run.pending = !self.collected_link && self.lesson.map_or(true, |n| crate::lessons::LESSONS[n - 1].run);
                 self.run.from_link = self.run.pending;
                 self.run.consent = None;
                 self.run.report = None;
@@ -344,6 +350,7 @@ impl Default for AppState {
             token_view: TokenView { next_id: 2_000_000, ..TokenView::default() },
             compare: None,
             compare_link: None,
+            collected_link: false,
             user_model: None,
             link_file: None,
         }

@@ -385,6 +385,98 @@ fn memory_check_off() -> bool {
     Reflect::get(&js_sys::global(), &"HAWTHORNE_MEMORY_CHECK_OFF".into()).ok().and_then(|v| v.as_bool()).unwrap_or(false)
 }
 
+/// Steps an experiment to its report, streaming progress (paced) and reading Stop between
+/// steps; the time of each stage and its longest step go to `timings`.
+async fn step_to_end<M: hawthorne_probe::LanguageModel + ?Sized>(
+    scope: &mut Scope,
+    mut exp: hawthorne_probe::Experiment<'_, M>,
+    id: u64,
+    pending: &mut VecDeque<Request>,
+    timings: &mut BTreeMap<String, f64>,
+) -> Result<(hawthorne_probe::Report, hawthorne_probe::SteeringBasis, hawthorne_probe::Exports), String> {
+    let mut pacer = Pacer::new(30.0);
+    while exp.stage() != Stage::Done {
+        let stage = exp.stage();
+        let t = now_ms();
+        let step = exp.step();
+        let ms = now_ms() - t;
+        *timings.entry(format!("{stage:?}").to_lowercase()).or_insert(0.0) += ms;
+        // The longest step of each stage: how long Stop can take before the page gives up
+        // waiting and replaces the worker.
+        let longest = timings.entry(format!("max_step_{stage:?}").to_lowercase()).or_insert(0.0);
+        *longest = longest.max(ms);
+        let p = step.map_err(|e| e.to_string())?;
+        if pacer.tick().await || p.done == p.total {
+            let _ = scope.send(Response::RunProgress { id, stage: p.stage, done: p.done as u64, total: p.total as u64 }).await;
+            if take_cancel(scope, id, pending) {
+                return Err("cancelled".to_string());
+            }
+        }
+    }
+    let basis = exp.steering_basis();
+    let t = now_ms();
+    let done = exp.finish_with_exports().map(|(r, x)| (r, basis, x)).map_err(|e| e.to_string());
+    timings.insert("finish".into(), now_ms() - t);
+    done
+}
+
+/// Fetches a whole (same-origin or `blob:`) URL into memory.
+async fn fetch_all(url: &str) -> Result<Vec<u8>, String> {
+    let global = js_sys::global().unchecked_into::<WorkerGlobalScope>();
+    let resp: web_sys::Response = JsFuture::from(global.fetch_with_str(url)).await.map_err(js_err)?.dyn_into().map_err(js_err)?;
+    if !resp.ok() {
+        return Err(format!("the server answered HTTP {} {}", resp.status(), resp.status_text()));
+    }
+    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(js_err)?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}
+
+/// Builds `spec`'s report from collected activations: `files` are (path inside the directory,
+/// URL) pairs, or one zip of the directory.
+async fn run_collected(
+    scope: &mut Scope,
+    engine: &mut Engine,
+    id: u64,
+    spec: ExperimentSpec,
+    files: Vec<(String, String)>,
+    pending: &mut VecDeque<Request>,
+) {
+    let mut timings: BTreeMap<String, f64> = BTreeMap::new();
+    let t0 = now_ms();
+    let outcome = async {
+        let mut bytes = BTreeMap::new();
+        for (path, url) in &files {
+            let b = fetch_all(url).await.map_err(|e| format!("reading {path}: {e}"))?;
+            bytes.insert(path.clone(), b);
+        }
+        let bytes = match (bytes.len(), bytes.iter().next()) {
+            (1, Some((path, b))) if path.to_ascii_lowercase().ends_with(".zip") => {
+                hawthorne_probe::recorded::files_from_zip(b).map_err(|e| e.to_string())?
+            }
+            _ => hawthorne_probe::recorded::rooted(bytes),
+        };
+        timings.insert("read_files".into(), now_ms() - t0);
+        let rec = hawthorne_probe::Recorded::from_files(&spec, &bytes).map_err(|e| e.to_string())?;
+        drop(bytes);
+        let exp = hawthorne_probe::Experiment::new(&spec, &rec).map_err(|e| e.to_string())?;
+        timings.insert("prepare".into(), now_ms() - t0);
+        step_to_end(scope, exp, id, pending, &mut timings).await
+    }
+    .await;
+    match outcome {
+        Ok((mut report, _basis, exports)) => {
+            // The loaded model did not make these activations: its steering keeps its own basis.
+            engine.exports = Some(exports);
+            timings.insert("total_run".into(), now_ms() - t0);
+            report.timings = timings;
+            let _ = scope.send(Response::RunDone { id, report: Box::new(report) }).await;
+        }
+        Err(message) => {
+            let _ = scope.send(Response::RunFailed { id, message }).await;
+        }
+    }
+}
+
 async fn run(
     scope: &mut Scope,
     engine: &mut Engine,
@@ -401,7 +493,7 @@ async fn run(
             let _ = scope.send(fail(e.to_string())).await;
             return;
         }
-        let mut exp = match engine.experiment(&spec) {
+        let exp = match engine.experiment(&spec) {
             Ok(e) => e,
             Err(e) => {
                 let _ = scope.send(fail(e.to_string())).await;
@@ -426,48 +518,7 @@ async fn run(
             return;
         }
         let _ = scope.send(Response::RunEstimate { id, cost }).await;
-        let mut pacer = Pacer::new(30.0);
-        let mut cancelled = false;
-        let mut failed = None;
-        while exp.stage() != Stage::Done {
-            let stage = exp.stage();
-            let t = now_ms();
-            let step = exp.step();
-            let ms = now_ms() - t;
-            *timings.entry(format!("{stage:?}").to_lowercase()).or_insert(0.0) += ms;
-            // The longest step of each stage: how long Stop can take before the page gives up
-            // waiting and replaces the worker.
-            let longest = timings.entry(format!("max_step_{stage:?}").to_lowercase()).or_insert(0.0);
-            *longest = longest.max(ms);
-            match step {
-                Ok(p) => {
-                    if pacer.tick().await || p.done == p.total {
-                        let _ = scope
-                            .send(Response::RunProgress { id, stage: p.stage, done: p.done as u64, total: p.total as u64 })
-                            .await;
-                        if take_cancel(scope, id, pending) {
-                            cancelled = true;
-                            break;
-                        }
-                    }
-                }
-                Err(e) => {
-                    failed = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        if let Some(message) = failed {
-            Err(message)
-        } else if cancelled {
-            Err("cancelled".to_string())
-        } else {
-            let basis = exp.steering_basis();
-            let t = now_ms();
-            let done = exp.finish_with_exports().map(|(r, x)| (r, basis, x)).map_err(|e| e.to_string());
-            timings.insert("finish".into(), now_ms() - t);
-            done
-        }
+        step_to_end(scope, exp, id, pending, &mut timings).await
     };
     match outcome {
         Ok((mut report, basis, exports)) => {
@@ -514,6 +565,7 @@ pub async fn engine_reactor(mut scope: ReactorScope<Request, Response>) {
             }
             Request::Chat(c) => chat(&mut scope, &engine, c, &mut pending).await,
             Request::Run { id, spec, budget_s } => run(&mut scope, &mut engine, id, *spec, budget_s, &mut pending).await,
+            Request::RunCollected { id, spec, files } => run_collected(&mut scope, &mut engine, id, *spec, files, &mut pending).await,
             Request::TokenScores { id, system, user, layer } => {
                 let msg = match engine.token_scores(&system, &user, layer) {
                     Ok((tokens, scores)) => Response::TokenScores { id, layer, tokens, scores },

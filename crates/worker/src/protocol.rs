@@ -48,6 +48,11 @@ pub enum Request {
         #[serde(default)]
         budget_s: Option<f64>,
     },
+    /// Build `spec`'s report from activations collected by another engine (the Python
+    /// collector, `python/hawthorne_collect`) instead of running the loaded model: `files`
+    /// are (path inside the collected directory, URL to fetch) pairs, or a single zip of the
+    /// directory. Progress and the report come as for [`Request::Run`].
+    RunCollected { id: u64, spec: Box<ExperimentSpec>, files: Vec<(String, String)> },
     /// Score every token of a (framing, request) prompt with the last run's probe direction at
     /// `blocks.{layer}.hook_resid_post`.
     TokenScores { id: u64, system: String, user: String, layer: usize },

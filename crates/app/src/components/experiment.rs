@@ -126,17 +126,24 @@ pub fn ExperimentPanel(props: &ExperimentPanelProps) -> Html {
     // Deflating the spec costs several milliseconds; this panel renders on every progress
     // message of a run, so the link is only recomputed when the spec changes.
     let fragment = use_memo(spec.clone(), |spec| crate::link::fragment_for(spec, None));
+    // A report from collected activations: the link says so, and opens waiting for them.
+    let collected = state.run.report.as_deref().is_some_and(crate::components::collected::is_collected);
     let link = format!(
-        "{}{}",
+        "{}{}{}",
         gloo::utils::window().location().href().ok().map(|h| h.split('#').next().unwrap_or("").to_string()).unwrap_or_default(),
-        fragment
+        fragment,
+        if collected { "&activations=collected" } else { "" }
     );
     let oncopy = {
         let (link, notice) = (link.clone(), notice.clone());
         Callback::from(move |_| {
             let clipboard = gloo::utils::window().navigator().clipboard();
             let _ = clipboard.write_text(&link);
-            notice.set(Some("Link copied. Anyone who opens it runs exactly this experiment.".into()));
+            notice.set(Some(if link.contains("&activations=") {
+                "Link copied. It carries the spec: whoever opens it needs the same collected activations to see this report.".into()
+            } else {
+                "Link copied. Anyone who opens it runs exactly this experiment.".into()
+            }));
         })
     };
     let report = state.run.report.clone();

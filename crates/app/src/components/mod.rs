@@ -2,6 +2,7 @@
 
 pub mod charts;
 pub mod chat;
+pub mod collected;
 pub mod compare;
 pub mod experiment;
 pub mod lesson;
