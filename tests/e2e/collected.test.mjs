@@ -32,12 +32,23 @@ test('collected activations open in the page and give the CLI report', { timeout
     assert.match(await page.textContent('[data-testid=run-error]'), /collected for spec .*run `hawthorne prompts` on this spec/);
 
     // A link made on a collected report waits for the directory instead of running a model.
+    // The zip of the folder gives the report first, then the folder itself gives it again.
     await page.goto(BASE + '/#spec=' + link + '&activations=collected');
     await page.waitForSelector('[data-testid=collected-link-notice]');
+    assert.equal(await page.$('[data-testid=run-done]'), null, 'nothing ran before the directory was opened');
+    await page.setInputFiles('[data-testid=collected-zip]', acts + '.zip');
+    await page.waitForSelector('[data-testid=run-done], [data-testid=run-error]', { timeout: 300_000 });
+    let err = await page.$('[data-testid=run-error]');
+    assert.equal(err, null, err ? await err.textContent() : '');
+    const fromZip = await probeNumbers(page);
+    await page.reload();
+    await page.waitForSelector('[data-testid=collected-link-notice]');
+    assert.equal(await page.$('[data-testid=run-done]'), null, 'the reloaded link waits again');
     await page.setInputFiles('[data-testid=collected-dir]', acts);
     await page.waitForSelector('[data-testid=run-done], [data-testid=run-error]', { timeout: 300_000 });
-    const err = await page.$('[data-testid=run-error]');
+    err = await page.$('[data-testid=run-error]');
     assert.equal(err, null, err ? await err.textContent() : '');
+    assert.deepEqual(await probeNumbers(page), fromZip, 'the zip and the folder give the same report');
     assert.equal(await page.getAttribute('[data-testid=run-done]', 'data-spec-hash'), cli.provenance.spec_hash);
     assert.match(await page.textContent('[data-testid=collected-source]'), /activations collected by transformers/);
     const got = await probeNumbers(page);

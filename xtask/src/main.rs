@@ -249,25 +249,50 @@ fn collector_parity(root: &Path) -> Result<()> {
     std::fs::write(dir.join("spec-link.txt"), &out.stdout)?;
     // The engine with dequantised f32 weights: the same arithmetic transformers does on them.
     run(cli().args(["run", spec, "--compute", "f32", "--yes", "--quiet", "--out"]).arg(dir.join("native")))?;
-    for backend in ["transformers", "nnsight"] {
-        let acts = dir.join(format!("{backend}-activations"));
-        run(Command::new(&python)
-            .args(["-m", "hawthorne_collect"])
-            .arg(dir.join("prompts.jsonl"))
-            .arg("--model")
-            .arg(root.join("models"))
-            .args(["--gguf-file", "SmolLM2-135M-Instruct.Q4_1.gguf", "--backend", backend, "--quiet", "--out"])
-            .arg(&acts)
-            .env("HF_HUB_OFFLINE", "1")
-            .env("OMP_NUM_THREADS", "1"))
-        .with_context(|| format!("collecting with {backend}"))?;
-        let report = dir.join(format!("{backend}-report"));
-        run(cli().args(["run", spec, "--quiet", "--activations"]).arg(&acts).arg("--out").arg(&report))?;
-        eprintln!("{backend} against the engine:");
-        run(Command::new(&python).arg(root.join("python/tests/parity.py")).arg(dir.join("native")).arg(&acts).arg(&report))
-            .with_context(|| format!("{backend}'s activations and report differ from the engine's"))?;
-    }
+    collect_and_compare(root, &python, &dir, spec, "transformers", "SmolLM2-135M-Instruct.Q4_1.gguf")?;
+    collect_and_compare(root, &python, &dir, spec, "nnsight", "SmolLM2-135M-Instruct.Q4_1.gguf")?;
+    // A zip of the folder (as a user would send it), for the end-to-end test.
+    run(Command::new(&python)
+        .args(["-m", "zipfile", "-c"])
+        .arg(dir.join("transformers-activations.zip"))
+        .arg(dir.join("transformers-activations")))?;
+    // Gemma 3 (its own architecture, no chat template): transformers is a second, independent
+    // reference for the engine beside llama.cpp.
+    let gemma = dir.join("gemma");
+    std::fs::create_dir_all(&gemma)?;
+    let spec = "examples/gemma-3-270m.json";
+    run(cli().args(["prompts", spec, "--out"]).arg(gemma.join("prompts.jsonl")))?;
+    run(cli().args(["run", spec, "--compute", "f32", "--yes", "--quiet", "--out"]).arg(gemma.join("native")))?;
+    collect_and_compare(root, &python, &gemma, spec, "transformers", "gemma-3-270m-q4_k_m.gguf")?;
     Ok(())
+}
+
+/// Collects `dir/prompts.jsonl` (from `spec`) on `models/{gguf}` with `backend`, builds the
+/// report from the collected directory and compares both with the engine's report in
+/// `dir/native`.
+fn collect_and_compare(root: &Path, python: &Path, dir: &Path, spec: &str, backend: &str, gguf: &str) -> Result<()> {
+    let acts = dir.join(format!("{backend}-activations"));
+    run(Command::new(python)
+        .args(["-m", "hawthorne_collect"])
+        .arg(dir.join("prompts.jsonl"))
+        .arg("--model")
+        .arg(root.join("models"))
+        .args(["--gguf-file", gguf, "--backend", backend, "--quiet", "--out"])
+        .arg(&acts)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("OMP_NUM_THREADS", "1"))
+    .with_context(|| format!("collecting {gguf} with {backend}"))?;
+    let report = dir.join(format!("{backend}-report"));
+    run(cargo()
+        .args(["run", "--release", "-q", "-p", "hawthorne-cli", "--", "run", spec])
+        .args(["--quiet", "--activations"])
+        .arg(&acts)
+        .arg("--out")
+        .arg(&report)
+        .env("RAYON_NUM_THREADS", "1"))?;
+    eprintln!("{gguf} with {backend} against the engine:");
+    run(Command::new(python).arg(root.join("python/tests/parity.py")).arg(dir.join("native")).arg(&acts).arg(&report))
+        .with_context(|| format!("{backend}'s activations and report on {gguf} differ from the engine's"))
 }
 
 /// Every test: native unit/parity tests, wasm tests in headless Chromium, end-to-end tests.

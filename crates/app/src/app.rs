@@ -213,12 +213,16 @@ fn Workbench(props: &WorkbenchProps) -> Html {
         });
     }
 
-    // After a run, the address bar holds the link that reproduces it.
+    // After a run, the address bar holds the link that reproduces it (one from collected
+    // activations says so, and waits for them when reopened).
     {
-        let hash = state.run.report.as_ref().map(|r| r.spec.clone());
+        let hash = state.run.report.as_ref().map(|r| (r.spec.clone(), crate::components::collected::is_collected(r)));
         use_effect_with(hash, move |spec| {
-            if let Some(spec) = spec {
-                let frag = crate::link::fragment_for(spec, None);
+            if let Some((spec, collected)) = spec {
+                let mut frag = crate::link::fragment_for(spec, None);
+                if *collected {
+                    frag.push_str("&activations=collected");
+                }
                 if let Ok(history) = gloo::utils::window().history() {
                     let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&frag));
                 }
