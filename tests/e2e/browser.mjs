@@ -11,8 +11,14 @@ export const BASE = process.env.HAWTHORNE_URL ?? 'http://127.0.0.1:8000';
 // exits (a failed test may never close its browser).
 const profiles = new Set();
 function removeProfile(dir) {
-  rmSync(dir, { recursive: true, force: true });
-  profiles.delete(dir);
+  try {
+    // Chromium may still be writing into the profile as its context closes: retry, and if it
+    // is still busy leave it for the exit handler rather than fail the test.
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    profiles.delete(dir);
+  } catch {
+    // removed at exit
+  }
 }
 process.on('exit', () => { for (const dir of [...profiles]) removeProfile(dir); });
 
