@@ -64,6 +64,11 @@ def _parts(model: Any) -> tuple[Any, Any, list[Any], Any]:
     )
 
 
+def _block_input(args: tuple, kwargs: dict) -> Any:
+    """The hidden states a decoder layer is called with (positionally or by name)."""
+    return args[0] if args else kwargs["hidden_states"]
+
+
 def _first(x: Any) -> Any:
     """A layer's hidden states: older transformers versions return a tuple."""
     return x[0] if isinstance(x, (tuple, list)) else x
@@ -141,7 +146,13 @@ def transformers_backend(model_id: str, gguf_file: str | None, revision: str | N
 
         return f
 
-    embed.register_forward_hook(hook("hook_embed"))
+    def embed_hook(_module: Any, args: tuple, kwargs: dict) -> None:
+        state["readouts"]["hook_embed"] = reduce(_block_input(args, kwargs), state["spans"])
+
+    # `hook_embed` is what the first block reads: the embedding as the blocks see it (Gemma's
+    # ×√d, applied in some versions inside the model's forward rather than the embedding
+    # module, included), which is the engine's `hook_embed` and `blocks.0.hook_resid_pre`.
+    layers[0].register_forward_pre_hook(embed_hook, with_kwargs=True)
     for i, layer in enumerate(layers):
         layer.register_forward_hook(hook(f"blocks.{i}.hook_resid_post"))
     dev = next(model.parameters()).device
@@ -167,6 +178,7 @@ def nnsight_backend(model_id: str, gguf_file: str | None, revision: str | None, 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # LanguageModel is deprecated in favour of a newer name
+        import nnsight
         from nnsight import LanguageModel
 
         if remote:
@@ -192,16 +204,19 @@ def nnsight_backend(model_id: str, gguf_file: str | None, revision: str | None, 
     def run_batch(rows: list[list[int]], spans: list[tuple[int, int]], answers: list[tuple[int, int]]) -> Batch:
         ids, mask = pad(rows, pad_id(tokenizer))
         lengths = [len(r) for r in rows]
-        saved: dict[str, Any] = {}
-        # Modules are read in the order the model runs them, as nnsight requires.
+        # Modules are read in the order the model runs them, as nnsight requires. The dict is
+        # made and saved inside the trace: a remote trace returns only saved values.
         with lm.trace({"input_ids": ids, "attention_mask": mask}, remote=remote):
-            saved["hook_embed"] = reduce(embed.output, spans).save()
+            saved = nnsight.save({})
+            # What the first block reads (see the transformers backend).
+            saved["hook_embed"] = reduce(layers[0].input, spans)
             for i, layer in enumerate(layers):
-                saved[f"blocks.{i}.hook_resid_post"] = reduce(_first(layer.output), spans).save()
+                saved[f"blocks.{i}.hook_resid_post"] = reduce(_first(layer.output), spans)
             out = head.output  # [B, T, V]
             last = torch.stack([out[i, n - 1] for i, n in enumerate(lengths)])
             idx = torch.tensor(answers, dtype=torch.long, device=last.device)
-            logits = _softcap(last.float(), config).gather(1, idx).save()
+            saved["answer_logits"] = _softcap(last.float(), config).gather(1, idx)
+        logits = saved.pop("answer_logits")
         return Batch({k: torch.as_tensor(v) for k, v in saved.items()}, torch.as_tensor(logits))
 
     collector = {"backend": "nnsight", "remote": remote}

@@ -5,7 +5,8 @@ in batches, and writes the directory `hawthorne run SPEC --activations DIR` read
 
 - `manifest.json`: spec hash, model, library versions, readout, hooks, each prompt's ids;
 - `activations/{hook}.npy`: float32 `[n_prompts, d_model]`, the readout at each hook
-  (`hook_embed` and every `blocks.{i}.hook_resid_post`, TransformerLens's names);
+  (`hook_embed`, as the first block reads it, and every `blocks.{i}.hook_resid_post`,
+  TransformerLens's names);
 - `answer_logits.npy`: float32 `[n_prompts, 2]`, the logits of the task's aligned and
   misaligned first answer tokens at the last prompt position.
 """
@@ -128,7 +129,7 @@ def prepare(prompts: Prompts, tokenizer: Any, max_tokens: int | None = None) -> 
         if not toks:
             raise CollectError(f"prompt {l['index']} ({l['framing']}, {l['task']}) tokenizes to nothing")
         if max_tokens and len(toks) > max_tokens:
-            raise CollectError(f"prompt {l['index']} ({l['framing']}, {l['task']}) has {len(toks)} tokens, over --max-tokens {max_tokens}")
+            raise CollectError(f"prompt {l['index']} ({l['framing']}, {l['task']}) has {len(toks)} tokens, over the limit of {max_tokens} (the spec's `limits.max_prompt_tokens`, or --max-tokens)")
         if readout == "last":
             span = (len(toks) - 1, len(toks))
         elif readout == "mean_prompt":
@@ -254,6 +255,11 @@ def collect(
     """Runs every prompt through `run_batch` and writes the directory `out`."""
     from tqdm import tqdm
 
+    # The spec's own limit, unless the caller gave a tighter one: a prompt over it would be
+    # refused by `hawthorne run` only after the (perhaps remote and costly) collection.
+    limit = prompts.header.get("max_prompt_tokens")
+    if limit and (not max_tokens or limit < max_tokens):
+        max_tokens = limit
     prep = prepare(prompts, tokenizer, max_tokens)
     hooks = ["hook_embed"] + [f"blocks.{i}.hook_resid_post" for i in range(n_layers)]
     w = Writer(Path(out), len(prep.ids), hooks, d_model)

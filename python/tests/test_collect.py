@@ -68,6 +68,11 @@ class Tests(unittest.TestCase):
         self.assertEqual(prep.spans[0], (5, 7))  # "bbb cccc" → [3, 4]
         self.assertEqual(prep.answers[0], (2, 3))  # "No", "Yes"
 
+    def test_a_prompt_over_the_limit_is_refused_before_any_pass(self):
+        p = read_prompts(write([LINE], HEADER))
+        with self.assertRaisesRegex(CollectError, "has 8 tokens, over the limit of 5"):
+            prepare(p, WordTokenizer(), max_tokens=5)
+
     def test_same_first_answer_token_is_refused(self):
         p = read_prompts(write([{**LINE, "misaligned": "Ok"}], HEADER))
         with self.assertRaisesRegex(CollectError, "different tokens"):

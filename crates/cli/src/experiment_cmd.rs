@@ -191,7 +191,9 @@ fn drive<M: LanguageModel>(
     }
     if !quiet {
         eprintln!("{} prompts on {} ({})", exp.n_prompts(), spec.model.id, model_path.display());
-        eprintln!("estimated {}", cost.summary());
+        if model.recorded().is_none() {
+            eprintln!("estimated {}", cost.summary());
+        }
     }
     let mut timings: BTreeMap<String, f64> = BTreeMap::new();
     timings.insert("load_model".into(), load_ms);

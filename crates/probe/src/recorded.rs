@@ -42,6 +42,8 @@ pub struct PromptsHeader {
     pub spec_model: String,
     pub readout: Readout,
     pub n_prompts: usize,
+    /// `limits.max_prompt_tokens`: the collector refuses longer prompts before it runs any.
+    pub max_prompt_tokens: usize,
     /// Every text the contrast set tokenizes without the chat template: each task's aligned
     /// and misaligned answers (their first token scores behaviour) and its text (which locates
     /// the task's tokens for the `mean_task` readout).
@@ -124,6 +126,7 @@ pub fn prompt_lines(spec: &ExperimentSpec) -> Result<(PromptsHeader, Vec<PromptL
         spec_model: spec.model.id.clone(),
         readout: spec.readout,
         n_prompts: lines.len(),
+        max_prompt_tokens: spec.limits.max_prompt_tokens,
         texts: texts.into_iter().collect(),
     };
     Ok((header, lines))
@@ -215,13 +218,43 @@ fn bad(msg: impl Into<String>) -> ProbeError {
     ProbeError::Activations(msg.into())
 }
 
-/// Reads a little-endian f32 NPY array of two dimensions.
-fn read_npy_2d(bytes: &[u8], name: &str) -> Result<(usize, usize, Vec<f32>)> {
+/// Reads a little-endian f32 NPY array that should be `[rows, cols]`. The file's size is checked
+/// against that shape first: the NPY reader allocates what its header claims before reading.
+fn read_npy_2d(bytes: &[u8], name: &str, (rows, cols): (usize, usize)) -> Result<(usize, usize, Vec<f32>)> {
     use ndarray_npy::ReadNpyExt;
+    // An NPY header is padded to a multiple of 64 bytes and is far below this.
+    const MAX_HEADER: usize = 1 << 16;
+    let data = rows.saturating_mul(cols).saturating_mul(4);
+    if bytes.len() < data || bytes.len() > data.saturating_add(MAX_HEADER) {
+        return Err(bad(format!(
+            "{name} has {} bytes, but a float32 [{rows}, {cols}] array needs {data} bytes of data plus its header",
+            bytes.len()
+        )));
+    }
+    if let Some(shape) = claimed_shape(bytes).filter(|s| *s != [rows, cols]) {
+        return Err(bad(format!("{name} holds an array of shape {shape:?}, expected [{rows}, {cols}]")));
+    }
     let a = ndarray::Array2::<f32>::read_npy(bytes).map_err(|e| bad(format!("{name}: not a 2-D float32 NPY array ({e})")))?;
     let (r, c) = a.dim();
     let flat = if a.is_standard_layout() { a.into_raw_vec_and_offset().0 } else { a.iter().copied().collect() };
     Ok((r, c, flat))
+}
+
+/// The shape an NPY header claims, read before the NPY reader allocates for it. Written here
+/// because `ndarray-npy` allocates the claimed size before checking it against the data (a
+/// damaged file could make it ask for terabytes); `None` when the header cannot be read, which
+/// the reader then reports.
+fn claimed_shape(bytes: &[u8]) -> Option<Vec<usize>> {
+    let major = *bytes.get(6)?;
+    let (len, start): (usize, usize) = match major {
+        1 => (usize::from(u16::from_le_bytes([*bytes.get(8)?, *bytes.get(9)?])), 10),
+        _ => (u32::from_le_bytes([*bytes.get(8)?, *bytes.get(9)?, *bytes.get(10)?, *bytes.get(11)?]) as usize, 12),
+    };
+    let header = std::str::from_utf8(bytes.get(start..start.checked_add(len)?)?).ok()?;
+    let after = &header[header.find("'shape'")? + "'shape'".len()..];
+    let open = after.find('(')?;
+    let close = after[open..].find(')')? + open;
+    after[open + 1..close].split(',').map(str::trim).filter(|t| !t.is_empty()).map(|t| t.parse().ok()).collect()
 }
 
 /// Collected readouts and answer logits, checked against a spec; serves them to an
@@ -311,7 +344,7 @@ impl Recorded {
             }
             let path = hook_file(&name);
             let bytes = files.get(&path).ok_or_else(|| bad(format!("{path} is missing")))?;
-            let (r, c, flat) = read_npy_2d(bytes, &path)?;
+            let (r, c, flat) = read_npy_2d(bytes, &path, (n, d))?;
             if (r, c) != (n, d) {
                 return Err(bad(format!("{path} has shape [{r}, {c}], expected [{n}, {d}] (prompts × d_model)")));
             }
@@ -328,7 +361,7 @@ impl Recorded {
             readouts.insert(*h, flat);
         }
         let bytes = files.get(ANSWER_LOGITS).ok_or_else(|| bad(format!("{ANSWER_LOGITS} is missing")))?;
-        let (r, c, flat) = read_npy_2d(bytes, ANSWER_LOGITS)?;
+        let (r, c, flat) = read_npy_2d(bytes, ANSWER_LOGITS, (n, 2))?;
         if (r, c) != (n, 2) {
             return Err(bad(format!("{ANSWER_LOGITS} has shape [{r}, {c}], expected [{n}, 2] (prompts × aligned/misaligned)")));
         }
@@ -408,7 +441,8 @@ pub fn files_from_zip(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
             continue;
         }
         let name = f.name().map_err(|e| bad(format!("zip entry {i}: {e}")))?.replace('\\', "/");
-        let mut buf = Vec::with_capacity(usize::try_from(f.size()).unwrap_or(0).min(1 << 30));
+        // The declared size is only a hint (a damaged archive may claim anything).
+        let mut buf = Vec::with_capacity(usize::try_from(f.size()).unwrap_or(0).min(64 << 20));
         f.read_to_end(&mut buf).map_err(|e| bad(format!("zip entry `{name}`: {e}")))?;
         files.insert(name, buf);
     }
@@ -610,7 +644,13 @@ mod tests {
         let n = prompt_lines(&s).unwrap().1.len();
         let mut f = files(&s);
         f.insert(hook_file("blocks.0.hook_resid_post"), npy_f32(&[n, D + 1], &vec![0.0; n * (D + 1)]));
-        assert!(err(&s, &f).contains(&format!("expected [{n}, {D}]")));
+        let e = err(&s, &f);
+        assert!(e.contains(&format!("holds an array of shape [{n}, {}], expected [{n}, {D}]", D + 1)), "{e}");
+        // Far too short for the shape.
+        let mut f = files(&s);
+        f.insert(hook_file("blocks.0.hook_resid_post"), npy_f32(&[2, D], &[0.0; 2 * D]));
+        let e = err(&s, &f);
+        assert!(e.contains(&format!("a float32 [{n}, {D}] array needs")), "{e}");
 
         let mut f = files(&s);
         let mut a = vec![0.5f32; n * D];
@@ -621,7 +661,22 @@ mod tests {
 
         let mut f = files(&s);
         f.insert(ANSWER_LOGITS.into(), b"not an npy".to_vec());
-        assert!(err(&s, &f).contains("not a 2-D float32 NPY array"));
+        assert!(err(&s, &f).contains("answer_logits.npy has 10 bytes"));
+        // The right size but not an NPY file, and a header that claims a huge array.
+        let mut f = files(&s);
+        f.insert(ANSWER_LOGITS.into(), vec![7u8; n * 2 * 4 + 128]);
+        assert!(err(&s, &f).contains("not a 2-D float32 NPY array"), "{}", err(&s, &f));
+        let mut f = files(&s);
+        let honest = npy_f32(&[n, 2], &vec![0.0; n * 2]);
+        assert_eq!(claimed_shape(&honest), Some(vec![n, 2]));
+        // Same length as the honest header's shape text, so only the claim changes.
+        let (from, to) = (format!("({n}, 2)"), format!("({}, 2)", "9".repeat(format!("{n}").len())));
+        let at = honest.windows(from.len()).position(|w| w == from.as_bytes()).unwrap();
+        let mut lying = honest.clone();
+        lying[at..at + to.len()].copy_from_slice(to.as_bytes());
+        f.insert(ANSWER_LOGITS.into(), lying);
+        let e = err(&s, &f);
+        assert!(e.contains("holds an array of shape"), "{e}");
 
         let mut s2 = s.clone();
         s2.hooks = "blocks.*.hook_mlp_out".into();

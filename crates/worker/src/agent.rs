@@ -449,11 +449,14 @@ async fn run_collected(
             let b = fetch_all(url).await.map_err(|e| format!("reading {path}: {e}"))?;
             bytes.insert(path.clone(), b);
         }
-        let bytes = match (bytes.len(), bytes.iter().next()) {
-            (1, Some((path, b))) if path.to_ascii_lowercase().ends_with(".zip") => {
-                hawthorne_probe::recorded::files_from_zip(b).map_err(|e| e.to_string())?
+        // One zip: its entries replace it (the archive's bytes are dropped before parsing).
+        let zip = (bytes.len() == 1).then(|| bytes.pop_first()).flatten();
+        let bytes = match zip {
+            Some((path, b)) if path.to_ascii_lowercase().ends_with(".zip") => {
+                hawthorne_probe::recorded::files_from_zip(&b).map_err(|e| e.to_string())?
             }
-            _ => hawthorne_probe::recorded::rooted(bytes),
+            Some((path, b)) => hawthorne_probe::recorded::rooted(BTreeMap::from([(path, b)])),
+            None => hawthorne_probe::recorded::rooted(bytes),
         };
         timings.insert("read_files".into(), now_ms() - t0);
         let rec = hawthorne_probe::Recorded::from_files(&spec, &bytes).map_err(|e| e.to_string())?;
