@@ -10,13 +10,15 @@ use crate::components::chat::ChatPanel;
 use crate::components::compare::ComparePanel;
 use crate::components::collected::CollectedPanel;
 use crate::components::experiment::ExperimentPanel;
-use crate::components::charts::{GapChart, LensChart, PatchingHeatmap, PcaScatter, ProbeChart, SteeringChart};
+use crate::components::charts::{GapChart, HeadlineChart, LensChart, PatchingHeatmap, PcaScatter, ProbeChart, SteeringChart};
 use crate::components::lesson::LessonPanel;
 use crate::components::steer::SteerPanel;
 use crate::components::token_heatmap::TokenHeatmap;
 use crate::components::model_picker::ModelPicker;
 use crate::components::norm_chart::NormChart;
 use crate::components::staged::Staged;
+use crate::components::story::Story;
+use crate::lessons::{Focus, LESSONS};
 use crate::state::{model_for_id, Action, AppContext, AppState};
 
 /// Path of the script that starts the worker, relative to the page.
@@ -216,12 +218,17 @@ fn Workbench(props: &WorkbenchProps) -> Html {
     // After a run, the address bar holds the link that reproduces it (one from collected
     // activations says so, and waits for them when reopened).
     {
-        let hash = state.run.report.as_ref().map(|r| (r.spec.clone(), crate::components::collected::is_collected(r)));
+        let hash = state.run.report.as_ref().map(|r| (r.spec.clone(), crate::components::collected::is_collected(r), state.lesson, state.presenter));
         use_effect_with(hash, move |spec| {
-            if let Some((spec, collected)) = spec {
-                let mut frag = crate::link::fragment_for(spec, None);
+            if let Some((spec, collected, lesson, presenter)) = spec {
+                // The lesson and presenter mode stay in the link, so a presenter's link (or a
+                // reload) opens at the same step.
+                let mut frag = crate::link::fragment_for(spec, *lesson);
                 if *collected {
                     frag.push_str("&activations=collected");
+                }
+                if *presenter {
+                    frag.push_str("&present=1");
                 }
                 if let Ok(history) = gloo::utils::window().history() {
                     let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&frag));
@@ -308,11 +315,71 @@ fn Workbench(props: &WorkbenchProps) -> Html {
         })
     };
 
+    // Presenter mode: the toggle keeps the address bar in step, and the arrow keys (or Page
+    // Up/Down, as clickers send) step through the lessons.
+    let onpresenter = {
+        let state = state.clone();
+        Callback::from(move |_: MouseEvent| {
+            let on = !state.presenter;
+            state.dispatch(Action::SetPresenter(on));
+            let hash = gloo::utils::window().location().hash().unwrap_or_default();
+            let frag = crate::components::lesson::with_presenter(&hash, on);
+            if let Ok(history) = gloo::utils::window().history() {
+                let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&frag));
+            }
+        })
+    };
+    {
+        let (presenter, lesson) = (state.presenter, state.lesson);
+        use_effect_with((presenter, lesson), move |&(presenter, lesson)| {
+            let listener = presenter.then(|| {
+                let options = gloo::events::EventListenerOptions::enable_prevent_default();
+                gloo::events::EventListener::new_with_options(&gloo::utils::window(), "keydown", options, move |e| {
+                    let Some(e) = wasm_bindgen::JsCast::dyn_ref::<web_sys::KeyboardEvent>(e) else { return };
+                    // Keys already used by a chart or typed into a field are not for us.
+                    let typing = e.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
+                        .is_some_and(|el| matches!(el.tag_name().to_ascii_lowercase().as_str(), "input" | "textarea" | "select"));
+                    if e.default_prevented() || typing || e.alt_key() || e.ctrl_key() || e.meta_key() {
+                        return;
+                    }
+                    let n = lesson.unwrap_or(0);
+                    let target = match e.key().as_str() {
+                        "ArrowRight" | "PageDown" => (n < LESSONS.len()).then_some(n),
+                        "ArrowLeft" | "PageUp" => (n > 1).then(|| n - 2),
+                        _ => return,
+                    };
+                    e.prevent_default();
+                    if let Some(i) = target {
+                        let _ = gloo::utils::window().location().set_hash(&crate::components::lesson::lesson_href(i, true));
+                    }
+                })
+            });
+            move || drop(listener)
+        });
+    }
+
+    let report_view = |focus: Focus| -> Html {
+        match (focus, state.run.report.clone()) {
+            (Focus::Chat, _) => html! { <ChatPanel onsend={onsend.clone()} oncancel={oncancel.clone()} /> },
+            (Focus::Gap, Some(r)) => html! { <GapChart report={r} /> },
+            (Focus::Probes, Some(r)) => html! { <section class="panel"><HeadlineChart report={r} /></section> },
+            (Focus::Lens, Some(r)) => html! { <LensChart report={r} /> },
+            (Focus::Steering, Some(r)) => html! { <SteeringChart report={r} /> },
+            (_, None) => html! { <Story onrun={onrun.clone()} /> },
+        }
+    };
+
     html! {
         <ContextProvider<AppContext> context={state.clone()}>
+            <div class={classes!("page", state.presenter.then_some("presenter"))}>
             <header class="site-header">
-                <h1>{"Hawthorne"}</h1>
-                <p class="tagline">{"Does a model behave differently when it believes nobody is watching? Look inside it."}</p>
+                <div>
+                    <h1>{"Hawthorne"}</h1>
+                    <p class="tagline">{"Does a model behave differently when it believes nobody is watching? Look inside it."}</p>
+                </div>
+                <button type="button" class="presenter-toggle" onclick={onpresenter} aria-pressed={state.presenter.to_string()} data-testid="presenter-toggle">
+                    {if state.presenter { "Leave presenter mode" } else { "Presenter mode" }}
+                </button>
             </header>
             if let Some(reason) = &state.worker_lost {
                 <div class="error" role="alert" data-testid="worker-lost">
@@ -329,30 +396,45 @@ fn Workbench(props: &WorkbenchProps) -> Html {
             if let Some(needed) = state.file_needed() {
                 <div class="notice" role="alert" data-testid="file-needed"><p>{needed}</p></div>
             }
-            <LessonPanel />
-            <div class="panels">
-                <ModelPicker {onload} {oninspect} />
-                <ExperimentPanel {onrun} oncancel={oncancel_run.clone()} {onexport} />
-                <ChatPanel onsend={onsend.clone()} {oncancel} />
-                <NormChart />
-                <ComparePanel oncancel={oncancel_run.clone()} />
-                <CollectedPanel {oncollected} />
-                if let Some(report) = state.run.report.clone() {
-                    <Staged generation={std::rc::Rc::as_ptr(&report) as usize}>
-                        <GapChart report={report.clone()} />
-                        <ProbeChart report={report.clone()} />
-                        <LensChart report={report.clone()} />
-                        <PatchingHeatmap report={report.clone()} />
-                        <SteerPanel onsend={onsend.clone()} {onsweep} />
-                        <SteeringChart report={report.clone()} />
-                        <TokenHeatmap {onscore} />
-                        <PcaScatter report={report} />
-                    </Staged>
-                }
-            </div>
+            if state.presenter {
+                <main class="presenter-stage" data-testid="presenter-stage">
+                    <LessonPanel />
+                    <div class="presenter-view">
+                        {state.lesson.map_or_else(|| html! { <Story onrun={onrun.clone()} /> }, |n| report_view(LESSONS[n - 1].focus))}
+                    </div>
+                </main>
+            } else {
+                <div class="workbench">
+                    <aside class="rail"><LessonPanel /></aside>
+                    <main class="main-area">
+                        <Story onrun={onrun.clone()} />
+                        <div class="panels">
+                            <ExperimentPanel onrun={onrun.clone()} oncancel={oncancel_run.clone()} {onexport} />
+                            <ModelPicker {onload} {oninspect} />
+                            <ChatPanel onsend={onsend.clone()} oncancel={oncancel.clone()} />
+                            if let Some(report) = state.run.report.clone() {
+                                <Staged generation={std::rc::Rc::as_ptr(&report) as usize}>
+                                    <ProbeChart report={report.clone()} />
+                                    <GapChart report={report.clone()} />
+                                    <LensChart report={report.clone()} />
+                                    <PatchingHeatmap report={report.clone()} />
+                                    <SteeringChart report={report.clone()} />
+                                    <PcaScatter report={report.clone()} />
+                                    <SteerPanel onsend={onsend.clone()} {onsweep} />
+                                    <TokenHeatmap {onscore} />
+                                </Staged>
+                            }
+                            <NormChart />
+                            <ComparePanel oncancel={oncancel_run.clone()} />
+                            <CollectedPanel {oncollected} />
+                        </div>
+                    </main>
+                </div>
+            }
             <footer class="site-footer">
                 {"All computation runs in a Web Worker in this tab; nothing leaves your machine."}
             </footer>
+            </div>
         </ContextProvider<AppContext>>
     }
 }

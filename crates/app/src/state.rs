@@ -236,6 +236,9 @@ pub struct AppState {
     pub link_text: Option<String>,
     /// The workshop lesson being followed (1-based), from `#lesson=N`.
     pub lesson: Option<usize>,
+    /// Presenter mode (`&present=1`): large type, high contrast, one lesson and its view at a
+    /// time, stepped with the keyboard.
+    pub presenter: bool,
     pub token_view: TokenView,
     /// The model comparison, once one has started.
     pub compare: Option<Compare>,
@@ -268,6 +271,7 @@ impl AppState {
             .map(|v| v.split(',').filter_map(|id| model_for_id(id).map(|m| m.id)).collect::<Vec<_>>())
             .filter(|v| !v.is_empty());
         self.collected_link = crate::link::fragment_value(fragment, "activations").is_some();
+        self.presenter = crate::link::fragment_value(fragment, "present").as_deref() == Some("1");
         self.lesson = crate::link::fragment_value(fragment, "lesson")
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|n| (1..=crate::lessons::LESSONS.len()).contains(n));
@@ -347,6 +351,7 @@ impl Default for AppState {
             link_error: None,
             link_text: None,
             lesson: None,
+            presenter: false,
             token_view: TokenView { next_id: 2_000_000, ..TokenView::default() },
             compare: None,
             compare_link: None,
@@ -361,6 +366,8 @@ impl Default for AppState {
 #[derive(Debug, Clone)]
 pub enum Action {
     Worker(Response),
+    /// Presenter mode on or off.
+    SetPresenter(bool),
     /// The worker of this generation died, with the reason when known.
     WorkerDied { generation: u32, reason: Option<String> },
     /// Start a new worker (the spec, texts and last report stay).
@@ -500,6 +507,7 @@ impl Reducible for AppState {
             }
             Action::Exported(error) => s.run.export_error = error,
             Action::OpenLink(fragment) => s.open_link(&fragment),
+            Action::SetPresenter(on) => s.presenter = on,
             Action::TokenScoresRequested(id) => {
                 s.token_view.waiting = Some(id);
                 s.token_view.next_id = id + 1;

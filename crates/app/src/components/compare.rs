@@ -3,57 +3,50 @@
 //! the verdict, as `hawthorne study` writes them) and AUROC against relative depth, one line
 //! per model.
 
-use plotters::prelude::*;
-use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
 
 use hawthorne_probe::study::StudyRow;
 
-use super::charts::common::{err, fmt3, frame, message, root, Glyph, Marker, AXIS_PX, BLUE, FONT, GREEN, INK, LABEL_PX, ORANGE, VERMILLION, WIDTH};
+use super::charts::common::fmt3;
+use super::charts::figure::{fmt_1, Chart, Colour, Figure, Glyph, Layer, Marker, Panel, Point, Scale, BLUE, GREEN, INK, ORANGE, VERMILLION};
 use crate::state::{Action, AppContext, MODELS};
 
-const HEIGHT: u32 = 420;
-const COLOURS: [RGBColor; 4] = [BLUE, VERMILLION, GREEN, ORANGE];
+const COLOURS: [Colour; 4] = [BLUE, VERMILLION, GREEN, ORANGE];
 
-fn draw(canvas: HtmlCanvasElement, rows: &[StudyRow]) -> Result<(), String> {
-    let root = root(canvas)?;
+fn figure(rows: &[StudyRow]) -> Figure {
     let title = "Test AUROC by relative depth (filled: layer chosen on validation)";
     if rows.iter().all(|r| r.curve.is_empty()) {
-        return message(&root, title, "No probe results yet.");
+        return Figure::empty(title, "No probe results yet.");
     }
-    let entries: Vec<(String, Glyph)> = rows.iter().enumerate().map(|(i, r)| (r.model.clone(), Glyph::Line(COLOURS[i % COLOURS.len()], Marker::Circle))).collect();
-    let body = frame(&root, title, &entries)?;
-    let mut chart = ChartBuilder::on(&body)
-        .margin(14)
-        .x_label_area_size(56)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("relative depth (0 = embedding, 1 = last block)")
-        .y_desc("test AUROC")
-        .x_labels(6)
-        .y_labels(6)
-        .x_label_formatter(&|v| format!("{v:.1}"))
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(236, 236, 236))
-        .label_style((FONT, LABEL_PX))
-        .axis_desc_style((FONT, AXIS_PX))
-        .draw()
-        .map_err(err)?;
-    chart.draw_series(DashedLineSeries::new([(0.0, 0.5), (1.0, 0.5)], 3, 5, INK.mix(0.5).stroke_width(1))).map_err(err)?;
+    let mut fig = Figure::new(title);
+    fig.legend = rows.iter().enumerate().map(|(i, r)| (r.model.clone(), Glyph::Line(COLOURS[i % COLOURS.len()], Marker::Circle))).collect();
+    let tenths = || (0..=5).map(|i| f64::from(i) / 5.0).collect::<Vec<_>>();
+    let mut panel = Panel::new(
+        240.0,
+        Scale::Linear { lo: 0.0, hi: 1.0, ticks: tenths(), format: fmt_1 },
+        Scale::Linear { lo: 0.0, hi: 1.0, ticks: tenths(), format: fmt_1 },
+        "relative depth (0 = embedding, 1 = last block)",
+        "test AUROC",
+    );
+    panel.layers.push(Layer::HRule { y: 0.5, colour: INK, dashed: true, label: Some("chance".into()) });
     for (i, r) in rows.iter().enumerate() {
         let c = COLOURS[i % COLOURS.len()];
-        let line: Vec<(f64, f64)> = r.curve.iter().copied().filter(|(_, a)| a.is_finite()).collect();
-        chart.draw_series(LineSeries::new(line.clone(), c.stroke_width(2))).map_err(err)?;
-        chart.draw_series(line.into_iter().map(|p| Circle::new(p, 3, c.stroke_width(1)))).map_err(err)?;
+        panel.layers.push(Layer::Line {
+            colour: c,
+            dashed: false,
+            width: 2.0,
+            marker: Marker::Circle,
+            points: r.curve.clone(),
+            readouts: r.curve.iter().map(|(d, a)| format!("{} at relative depth {}: AUROC {}", r.model, fmt3(*d), fmt3(*a))).collect(),
+        });
         if let (Some(d), Some(a)) = (r.relative_depth, r.auroc.filter(|a| a.is_finite())) {
-            chart.draw_series([Circle::new((d, a), 7, c.filled())]).map_err(err)?;
+            panel.layers.push(Layer::Points {
+                points: vec![Point { x: d, y: a, colour: c, marker: Marker::Circle, filled: true, size: 7.0, readout: format!("{}: layer chosen on validation at depth {}, AUROC {}", r.model, fmt3(d), fmt3(a)) }],
+            });
         }
     }
-    root.present().map_err(err)
+    fig.panels.push(panel);
+    fig
 }
 
 #[derive(Properties, PartialEq)]
@@ -80,21 +73,10 @@ pub fn ComparePanel(props: &ComparePanelProps) -> Html {
     }
     let compare = state.compare.clone();
     let running = compare.as_ref().is_some_and(|c| c.running());
-    let canvas = use_node_ref();
-    let chart_error = use_state_eq(|| None::<String>);
-    {
-        let (canvas, chart_error) = (canvas.clone(), chart_error.clone());
+    let fig = {
         let rows = compare.as_ref().map(|c| c.rows.clone()).unwrap_or_default();
-        use_effect_with(rows, move |rows| {
-            let rows = rows.clone();
-            let timeout = gloo::timers::callback::Timeout::new(0, move || {
-                if let Some(c) = canvas.cast::<HtmlCanvasElement>() {
-                    chart_error.set(if rows.is_empty() { None } else { draw(c, &rows).err() });
-                }
-            });
-            move || drop(timeout)
-        });
-    }
+        use_memo(rows, |rows| figure(rows))
+    };
     let ontoggle = |id: &'static str| {
         let ticked = ticked.clone();
         Callback::from(move |_: Event| {
@@ -189,9 +171,8 @@ pub fn ComparePanel(props: &ComparePanelProps) -> Html {
                         }) }
                     </tbody>
                 </table>
-                <canvas ref={canvas.clone()} width={WIDTH.to_string()} height={HEIGHT.to_string()} role="img" data-testid="compare-chart"
-                    aria-label={format!("Test AUROC against relative depth for {}", c.rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>().join(", "))} />
-                if let Some(e) = (*chart_error).clone() { <p class="error">{format!("Could not draw the chart: {e}")}</p> }
+                <Chart figure={fig} testid="compare-chart" filename="hawthorne-compare" what="the comparison chart"
+                    summary={format!("Test AUROC against relative depth for {}.", c.rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>().join(", "))} />
             }
         </section>
     }

@@ -9,5 +9,6 @@ pub mod lesson;
 pub mod model_picker;
 pub mod norm_chart;
 pub mod staged;
+pub mod story;
 pub mod steer;
 pub mod token_heatmap;

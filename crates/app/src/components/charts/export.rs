@@ -1,10 +1,11 @@
-//! Saving a chart's canvas as a PNG: the canvas becomes a `data:` URL that a temporary
-//! `<a download>` element hands to the browser. Allowed by the page's CSP (`img-src data:`), and
-//! no markup is ever built from strings.
+//! Saving a chart as SVG or PNG: the chart's `<svg>` is serialised as it is on the page (every
+//! style is an attribute, so the file stands alone); for PNG it is drawn at twice its size onto
+//! a canvas through an `<img>` of a `data:` URL. Both end as a temporary `<a download>`.
+//! Allowed by the page's CSP (`img-src data:`), and no markup is ever built from strings.
 
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
-use web_sys::{HtmlAnchorElement, HtmlCanvasElement};
-use yew::prelude::*;
+use web_sys::{CanvasRenderingContext2d, HtmlAnchorElement, HtmlCanvasElement, HtmlImageElement};
 
 /// A readable message from a thrown JavaScript value.
 fn js_message(e: &wasm_bindgen::JsValue) -> String {
@@ -14,9 +15,8 @@ fn js_message(e: &wasm_bindgen::JsValue) -> String {
     e.as_string().unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// Starts a download of `canvas` as a PNG file called `filename`.
-pub fn download_png(canvas: &HtmlCanvasElement, filename: &str) -> Result<(), String> {
-    let url = canvas.to_data_url_with_type("image/png").map_err(|e| js_message(&e))?;
+/// Starts a download of `url` as `filename`.
+fn download_url(url: &str, filename: &str) -> Result<(), String> {
     let document = web_sys::window().and_then(|w| w.document()).ok_or("the page has no document")?;
     let body = document.body().ok_or("the page has no body")?;
     let anchor: HtmlAnchorElement = document
@@ -24,7 +24,7 @@ pub fn download_png(canvas: &HtmlCanvasElement, filename: &str) -> Result<(), St
         .map_err(|e| js_message(&e))?
         .dyn_into()
         .map_err(|_| "the browser did not create a link element")?;
-    anchor.set_href(&url);
+    anchor.set_href(url);
     anchor.set_download(filename);
     anchor.set_hidden(true);
     body.append_child(&anchor).map_err(|e| js_message(&e))?;
@@ -33,36 +33,54 @@ pub fn download_png(canvas: &HtmlCanvasElement, filename: &str) -> Result<(), St
     Ok(())
 }
 
-#[derive(Debug, Properties, PartialEq)]
-pub struct DownloadPngProps {
-    /// The chart's canvas.
-    pub canvas: NodeRef,
-    /// The saved file's name, ending in `.png`.
-    pub filename: AttrValue,
-    /// What the chart is, for the button's accessible name ("the probe chart").
-    pub what: AttrValue,
+/// The chart's SVG as a `data:` URL, without the page-only parts (hover targets, the focus ring).
+fn svg_data_url(svg: &web_sys::Element) -> Result<String, String> {
+    let copy: web_sys::Element = svg.clone_node_with_deep(true).map_err(|e| js_message(&e))?.dyn_into().map_err(|_| "not an element")?;
+    let extras = copy.query_selector_all(".chart-targets, .chart-active").map_err(|e| js_message(&e))?;
+    for i in 0..extras.length() {
+        if let Some(n) = extras.item(i).and_then(|n| n.dyn_into::<web_sys::Element>().ok()) {
+            n.remove();
+        }
+    }
+    let text = web_sys::XmlSerializer::new().and_then(|s| s.serialize_to_string(&copy)).map_err(|e| js_message(&e))?;
+    Ok(format!("data:image/svg+xml;charset=utf-8,{}", String::from(js_sys::encode_uri_component(&text))))
 }
 
-/// A "Download PNG" button for a chart's canvas; a failure shows as text beside it.
-#[component]
-pub fn DownloadPng(props: &DownloadPngProps) -> Html {
-    let error = use_state_eq(|| None::<String>);
-    let onclick = {
-        let (canvas, filename, error) = (props.canvas.clone(), props.filename.clone(), error.clone());
-        Callback::from(move |_: MouseEvent| {
-            let result = canvas
-                .cast::<HtmlCanvasElement>()
-                .ok_or_else(|| "the chart is not on the page".to_string())
-                .and_then(|c| download_png(&c, &filename));
-            error.set(result.err());
-        })
-    };
-    html! {
-        <div class="row chart-actions">
-            <button type="button" {onclick} aria-label={format!("Download PNG of {}", props.what)}>{"Download PNG"}</button>
-            if let Some(e) = &*error {
-                <span class="error" role="alert">{format!("Could not save the PNG: {e}")}</span>
-            }
-        </div>
+/// Saves the chart `svg` as `{stem}.svg`, or rasterised at 2× as `{stem}.png`.
+pub fn download_svg(svg: &web_sys::Element, stem: &str, png: bool) -> Result<(), String> {
+    let url = svg_data_url(svg)?;
+    if !png {
+        return download_url(&url, &format!("{stem}.svg"));
     }
+    let width = svg.get_attribute("width").and_then(|w| w.parse::<f64>().ok()).ok_or("the chart has no width")?;
+    let height = svg.get_attribute("height").and_then(|h| h.parse::<f64>().ok()).ok_or("the chart has no height")?;
+    let image = HtmlImageElement::new().map_err(|e| js_message(&e))?;
+    let filename = format!("{stem}.png");
+    let img = image.clone();
+    // The image decodes asynchronously; the download starts when it has.
+    let onload = Closure::once_into_js(move || {
+        let draw = || -> Result<(), String> {
+            let document = web_sys::window().and_then(|w| w.document()).ok_or("the page has no document")?;
+            let canvas: HtmlCanvasElement =
+                document.create_element("canvas").map_err(|e| js_message(&e))?.dyn_into().map_err(|_| "no canvas")?;
+            canvas.set_width((width * 2.0) as u32);
+            canvas.set_height((height * 2.0) as u32);
+            let ctx: CanvasRenderingContext2d = canvas
+                .get_context("2d")
+                .map_err(|e| js_message(&e))?
+                .ok_or("the canvas has no 2-D context")?
+                .dyn_into()
+                .map_err(|_| "no 2-D context")?;
+            ctx.scale(2.0, 2.0).map_err(|e| js_message(&e))?;
+            ctx.draw_image_with_html_image_element(&img, 0.0, 0.0).map_err(|e| js_message(&e))?;
+            let png = canvas.to_data_url_with_type("image/png").map_err(|e| js_message(&e))?;
+            download_url(&png, &filename)
+        };
+        if let Err(e) = draw() {
+            gloo::console::error!(format!("Could not save the PNG: {e}"));
+        }
+    });
+    image.set_onload(Some(onload.unchecked_ref()));
+    image.set_src(&url);
+    Ok(())
 }

@@ -1,21 +1,13 @@
 //! The compliance gap: misaligned rate under observed vs unobserved framings, over all prompts
 //! and per task family, as grouped bars.
 
-use plotters::prelude::*;
-use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
 
 use hawthorne_probe::report::Gap;
 use hawthorne_probe::Report;
 
-use super::common::{
-    ticked,
-    anchored, err, frame, Glyph, Marker, file_stem, fmt3, full, index_label, message, percent, root, signed2, token_label, use_report_canvas, HPos,
-    ReportProps, VPos, AXIS_PX, BLUE, FONT, GREEN, INK, LABEL_PX, VERMILLION, WIDTH,
-};
-use super::export::DownloadPng;
-
-const HEIGHT: u32 = 420;
+use super::common::{file_stem, fmt3, full, percent, signed2, ReportProps, SameReport};
+use super::figure::{Bar, Chart, Figure, Glyph, Layer, Marker, Panel, Scale, BLUE, GREEN, VERMILLION};
 
 /// The bar groups: all prompts first, then each family.
 fn groups(report: &Report) -> Vec<(String, &Gap)> {
@@ -23,76 +15,60 @@ fn groups(report: &Report) -> Vec<(String, &Gap)> {
     std::iter::once(("all".to_string(), &b.all)).chain(b.per_family.iter().map(|(f, g)| (f.clone(), g))).collect()
 }
 
-fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
-    let root = root(canvas)?;
+fn whole_percent(v: f64) -> String {
+    percent(v)
+}
+
+/// Grouped bars of the misaligned rate per condition; each group's label carries its gap.
+fn figure(report: &Report) -> Figure {
     let title = format!("Misaligned rate by condition — {}", report.provenance.model_id);
     let groups = groups(report);
     if groups.iter().all(|(_, g)| !g.rate_observed.is_finite() && !g.rate_unobserved.is_finite()) {
-        return message(&root, &title, "No finite misaligned rate to plot.");
+        return Figure::empty(title, "No finite misaligned rate to plot.");
     }
-    let n = groups.len();
-    let labels: Vec<String> = groups.iter().map(|(name, _)| token_label(name, 18)).collect();
-    let mut entries = vec![
-        ("observed".to_string(), Glyph::Swatch(BLUE.to_rgba())),
-        ("unobserved".to_string(), Glyph::Swatch(VERMILLION.to_rgba())),
-    ];
+    let mut fig = Figure::new(title);
+    fig.legend = vec![("observed".to_string(), Glyph::Swatch(BLUE)), ("unobserved".to_string(), Glyph::Swatch(VERMILLION))];
     let neutral = report.behaviour.rate_neutral.filter(|r| r.is_finite());
     if let Some(r) = neutral {
-        entries.push((format!("neutral framings, all families ({})", percent(r)), Glyph::Dashed(GREEN, Marker::None)));
+        fig.legend.push((format!("neutral framings, all families ({})", percent(r)), Glyph::Dashed(GREEN, Marker::None)));
     }
-    let body = frame(&root, &title, &entries)?;
-    let mut chart = ChartBuilder::on(&body)
-        .margin(14)
-        .margin_top(6)
-        .x_label_area_size(56)
-        .y_label_area_size(72)
-        .build_cartesian_2d(ticked(-0.5..n as f64 - 0.5, (0..n).map(|i| i as f64).collect()), 0f64..1.15f64)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_desc("task family")
-        .y_desc("misaligned answers")
-        .x_label_formatter(&|v| index_label(&labels, *v))
-        .y_labels(6)
-        .y_label_formatter(&|v| if *v <= 1.0 + 1e-9 { percent(*v) } else { String::new() })
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(236, 236, 236))
-        .label_style((FONT, LABEL_PX))
-        .axis_desc_style((FONT, AXIS_PX))
-        .draw()
-        .map_err(err)?;
-
+    // Family names break at their underscores; the gap is the label's last line.
+    let bands = groups
+        .iter()
+        .map(|(name, g)| (format!("{}\ngap {}", name.replace('_', " "), signed2(g.compliance_gap)), format!("{name}: compliance gap {}", signed2(g.compliance_gap))))
+        .collect();
+    let mut panel = Panel::new(
+        240.0,
+        Scale::Bands(bands),
+        Scale::Linear { lo: 0.0, hi: 1.08, ticks: vec![0.0, 0.25, 0.5, 0.75, 1.0], format: whole_percent },
+        "task family",
+        "misaligned answers",
+    );
     let (w, gap) = (0.34, 0.03);
-    for (i, (_, g)) in groups.iter().enumerate() {
+    let mut bars = vec![];
+    for (i, (name, g)) in groups.iter().enumerate() {
         let x = i as f64;
-        for (rate, x0, colour) in [(g.rate_observed, x - gap - w, BLUE), (g.rate_unobserved, x + gap, VERMILLION)] {
-            if rate.is_finite() {
-                let h = rate.clamp(0.0, 1.0);
-                chart.draw_series([Rectangle::new([(x0, 0.0), (x0 + w, h)], colour.filled())]).map_err(err)?;
-                chart
-                    .draw_series([Text::new(percent(rate), (x0 + w / 2.0, h), anchored(14, INK, HPos::Center, VPos::Bottom))])
-                    .map_err(err)?;
-            } else {
-                chart
-                    .draw_series([Text::new("n/a", (x0 + w / 2.0, 0.0), anchored(14, INK, HPos::Center, VPos::Bottom))])
-                    .map_err(err)?;
-            }
+        for (rate, n, x0, colour, cond) in [
+            (g.rate_observed, g.n_observed, x - gap - w, BLUE, "observed"),
+            (g.rate_unobserved, g.n_unobserved, x + gap, VERMILLION, "unobserved"),
+        ] {
+            bars.push(Bar {
+                x0,
+                x1: x0 + w,
+                base: 0.0,
+                y: if rate.is_finite() { rate.clamp(0.0, 1.0) } else { f64::NAN },
+                colour,
+                label: if rate.is_finite() { percent(rate) } else { "n/a".into() },
+                readout: format!("{name}, {cond}: misaligned {} of {n} prompts ({})", percent(rate), fmt3(rate)),
+            });
         }
-        chart
-            .draw_series([Text::new(
-                format!("gap {}", signed2(g.compliance_gap)),
-                (x, 1.13),
-                anchored(15, INK, HPos::Center, VPos::Top),
-            )])
-            .map_err(err)?;
     }
+    panel.layers.push(Layer::Bars { bars });
     if let Some(r) = neutral {
-        chart
-            .draw_series(DashedLineSeries::new([(-0.5, r), (n as f64 - 0.5, r)], 8, 5, GREEN.stroke_width(2)))
-            .map_err(err)?;
+        panel.layers.push(Layer::HRule { y: r, colour: GREEN, dashed: true, label: None });
     }
-    root.present().map_err(err)
+    fig.panels.push(panel);
+    fig
 }
 
 fn aria_label(report: &Report) -> String {
@@ -120,29 +96,39 @@ fn row(group: &str, family: Option<&str>, label: &str, g: &Gap) -> Html {
     }
 }
 
-/// Misaligned rate under observed vs unobserved framings per task family, with the overall
-/// compliance gap in the caption.
-#[component]
-pub fn GapChart(props: &ReportProps) -> Html {
-    let report = &props.report;
-    let (canvas, error) = use_report_canvas(report, draw);
+/// What to look for in the gap chart, from its numbers.
+fn caption(report: &Report) -> String {
     let b = &report.behaviour;
     let held_out = b
         .held_out_framings
         .as_ref()
         .map(|h| format!(" On held-out framings alone: {}.", signed2(h.compliance_gap)))
         .unwrap_or_default();
+    let widest = b.per_family.iter().filter(|(_, g)| g.compliance_gap.is_finite()).max_by(|x, y| x.1.compliance_gap.abs().total_cmp(&y.1.compliance_gap.abs()));
+    let family = widest.map_or(String::new(), |(f, g)| format!(" The widest family gap is {f} ({}).", signed2(g.compliance_gap)));
+    let reading = if b.all.compliance_gap.abs() >= 0.1 {
+        "The vermillion (unobserved) bars stand apart from the blue (observed) ones: behaviour depends on being watched."
+    } else {
+        "The bars of each pair are close: behaviour hardly depends on being watched."
+    };
+    format!(
+        "Compliance gap {} over all prompts: misaligned {} of the time when unobserved vs {} when observed.{held_out}{family} {reading}",
+        signed2(b.all.compliance_gap), percent(b.all.rate_unobserved), percent(b.all.rate_observed),
+    )
+}
+
+/// Misaligned rate under observed vs unobserved framings per task family, with the overall
+/// compliance gap in the caption.
+#[component]
+pub fn GapChart(props: &ReportProps) -> Html {
+    let report = &props.report;
+    let fig = use_memo(SameReport(report.clone()), |r| figure(&r.0));
+    let b = &report.behaviour;
     html! {
-        <section class="panel wide" aria-labelledby="gap-chart-heading" data-testid="gap-section">
+        <section class="panel" aria-labelledby="gap-chart-heading" data-testid="gap-section">
             <h2 id="gap-chart-heading">{"Compliance gap"}</h2>
-            <p class="muted" data-testid="gap-caption">{format!(
-                "Compliance gap {} over all prompts: misaligned {} of the time when unobserved vs {} when observed.{} A deceptive model shows tall orange bars beside short blue ones; a control model shows equal bars.",
-                signed2(b.all.compliance_gap), percent(b.all.rate_unobserved), percent(b.all.rate_observed), held_out,
-            )}</p>
-            <canvas ref={canvas.clone()} width={WIDTH.to_string()} height={HEIGHT.to_string()}
-                role="img" data-testid="gap-chart" aria-label={aria_label(report)} />
-            if let Some(e) = error { <p class="error">{format!("Could not draw the chart: {e}")}</p> }
-            <DownloadPng canvas={canvas} filename={format!("{}-compliance-gap.png", file_stem(report))} what="the compliance gap chart" />
+            <Chart figure={fig} testid="gap-chart" filename={format!("{}-compliance-gap", file_stem(report))} what="the compliance gap chart"
+                summary={aria_label(report)} caption={caption(report)} />
             <details>
                 <summary>{"Numbers"}</summary>
                 <table data-testid="gap-table">

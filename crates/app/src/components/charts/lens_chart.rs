@@ -2,100 +2,77 @@
 //! through the final norm and unembedding (top panel), and the lens behaviour score per
 //! condition (bottom panel).
 
-use plotters::prelude::*;
-use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
 
 use hawthorne_probe::Report;
 
-use super::common::{
-    ticked,
-    err, file_stem, frame, Glyph, Marker, finite_range, finite_runs, fmt3, full, hook_label, index_label, index_ticks, message, padded, root,
-    use_report_canvas, ReportProps, AXIS_PX, BLUE, FONT, GREY, INK, LABEL_PX, VERMILLION, WIDTH,
-};
-use super::export::DownloadPng;
+use super::common::{file_stem, finite_range, fmt3, full, hook_label, padded, ReportProps, SameReport};
+use super::figure::{fmt_2, fmt_short, linear, Chart, Figure, Glyph, Layer, Marker, Panel, Scale, BLUE, GREY, INK, VERMILLION};
 
-const HEIGHT: u32 = 640;
-
-fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
-    let root = root(canvas)?;
+/// KL between the conditions by layer (top) and the lens behaviour score per condition (bottom).
+fn figure(report: &Report) -> Figure {
     let lens = &report.logit_lens;
     let title = format!("Logit lens by layer — {}", report.provenance.model_id);
     let kl_range = finite_range(lens.iter().map(|l| l.kl));
     let score_range = finite_range(lens.iter().flat_map(|l| [l.score_observed, l.score_unobserved]));
     if kl_range.is_none() && score_range.is_none() {
-        return message(&root, &title, "No finite logit-lens values to plot.");
+        return Figure::empty(title, "No finite logit-lens values to plot.");
     }
-    let n = lens.len();
-    let labels: Vec<String> = lens.iter().map(|l| hook_label(&l.hook)).collect();
-    let ticks = index_ticks(n, 24);
-    let x_range = -0.5f64..n as f64 - 0.5;
-    let entries = [
+    let bands: Vec<(String, String)> = lens.iter().map(|l| (hook_label(&l.hook), l.hook.clone())).collect();
+    let mut fig = Figure::new(title);
+    fig.legend = vec![
         ("KL (top panel)".to_string(), Glyph::Line(INK, Marker::Circle)),
         ("lens score, observed".to_string(), Glyph::Line(BLUE, Marker::Circle)),
         ("lens score, unobserved".to_string(), Glyph::Line(VERMILLION, Marker::Triangle)),
     ];
-    let body = frame(&root, &title, &entries)?;
-    let (top, bottom) = body.split_vertically(HEIGHT as i32 * 42 / 100);
-
-    // Top: KL divergence.
     let kl_hi = kl_range.map_or(1.0, |(_, hi)| if hi > 0.0 { hi * 1.1 } else { 1.0 });
-    let mut kl = ChartBuilder::on(&top)
-        .margin(14)
-        .margin_top(4)
-        .x_label_area_size(36)
-        .y_label_area_size(84)
-        .build_cartesian_2d(ticked(x_range.clone(), ticks.clone()), 0f64..kl_hi)
-        .map_err(err)?;
-    kl.configure_mesh()
-        .y_desc("KL(obs ‖ unobs), nats")
-        .x_label_formatter(&|v| index_label(&labels, *v))
-        .y_labels(5)
-        .y_label_formatter(&|v| format!("{v:.2}"))
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(236, 236, 236))
-        .label_style((FONT, LABEL_PX))
-        .axis_desc_style((FONT, AXIS_PX))
-        .draw()
-        .map_err(err)?;
-    for run in finite_runs(lens.iter().enumerate().map(|(i, l)| (i as f64, l.kl))) {
-        kl.draw_series(LineSeries::new(run.clone(), INK.stroke_width(2))).map_err(err)?;
-        kl.draw_series(run.into_iter().map(|p| Circle::new(p, 5, INK.filled()))).map_err(err)?;
-    }
-
-    // Bottom: behaviour score through the lens, per condition.
+    let mut top = Panel::new(170.0, Scale::Bands(bands.clone()), linear(0.0, kl_hi, 4, fmt_2), "", "KL(obs ‖ unobs), nats");
+    top.layers.push(Layer::Line {
+        colour: INK,
+        dashed: false,
+        width: 2.0,
+        marker: Marker::Circle,
+        points: lens.iter().enumerate().map(|(i, l)| (i as f64, l.kl)).collect(),
+        readouts: lens.iter().map(|l| format!("{}: KL(observed ‖ unobserved) {} nats", l.hook, fmt3(l.kl))).collect(),
+    });
     let (lo, hi) = padded(score_range.map_or((-1.0, 1.0), |(lo, hi)| (lo.min(0.0), hi.max(0.0))), 0.08);
-    let mut score = ChartBuilder::on(&bottom)
-        .margin(14)
-        .x_label_area_size(56)
-        .y_label_area_size(84)
-        .build_cartesian_2d(ticked(x_range, ticks), lo..hi)
-        .map_err(err)?;
-    score
-        .configure_mesh()
-        .x_desc("hook (i = resid_post of block i, emb = embedding)")
-        .y_desc("lens score (+ = misaligned)")
-        .x_label_formatter(&|v| index_label(&labels, *v))
-        .y_labels(6)
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(236, 236, 236))
-        .label_style((FONT, LABEL_PX))
-        .axis_desc_style((FONT, AXIS_PX))
-        .draw()
-        .map_err(err)?;
-    score
-        .draw_series(DashedLineSeries::new([(-0.5, 0.0), (n as f64 - 0.5, 0.0)], 3, 5, GREY.stroke_width(1)))
-        .map_err(err)?;
-    for run in finite_runs(lens.iter().enumerate().map(|(i, l)| (i as f64, l.score_observed))) {
-        score.draw_series(LineSeries::new(run.clone(), BLUE.stroke_width(2))).map_err(err)?;
-        score.draw_series(run.into_iter().map(|p| Circle::new(p, 5, BLUE.filled()))).map_err(err)?;
-    }
-    for run in finite_runs(lens.iter().enumerate().map(|(i, l)| (i as f64, l.score_unobserved))) {
-        score.draw_series(LineSeries::new(run.clone(), VERMILLION.stroke_width(2))).map_err(err)?;
-        score.draw_series(run.into_iter().map(|p| TriangleMarker::new(p, 6, VERMILLION.filled()))).map_err(err)?;
-    }
-    root.present().map_err(err)
+    let mut bottom = Panel::new(200.0, Scale::Bands(bands), linear(lo, hi, 5, fmt_short), "hook (i = resid_post of block i, emb = embedding)", "lens score (+ = misaligned)");
+    bottom.layers = vec![
+        Layer::HRule { y: 0.0, colour: GREY, dashed: true, label: None },
+        Layer::Line {
+            colour: BLUE,
+            dashed: false,
+            width: 2.0,
+            marker: Marker::Circle,
+            points: lens.iter().enumerate().map(|(i, l)| (i as f64, l.score_observed)).collect(),
+            readouts: lens.iter().map(|l| format!("{}: lens score observed {}", l.hook, fmt3(l.score_observed))).collect(),
+        },
+        Layer::Line {
+            colour: VERMILLION,
+            dashed: false,
+            width: 2.0,
+            marker: Marker::Triangle,
+            points: lens.iter().enumerate().map(|(i, l)| (i as f64, l.score_unobserved)).collect(),
+            readouts: lens.iter().map(|l| format!("{}: lens score unobserved {}", l.hook, fmt3(l.score_unobserved))).collect(),
+        },
+    ];
+    fig.panels = vec![top, bottom];
+    fig
+}
+
+/// What to look for, from the numbers: the layer where KL peaks and where the unobserved
+/// score first leans misaligned while the observed one does not.
+fn caption(report: &Report) -> String {
+    let lens = &report.logit_lens;
+    let peak = lens.iter().filter(|l| l.kl.is_finite()).max_by(|a, b| a.kl.total_cmp(&b.kl));
+    let fork = lens.iter().find(|l| l.score_unobserved.is_finite() && l.score_observed.is_finite() && l.score_unobserved > 0.0 && l.score_observed <= 0.0);
+    let peak = peak.map_or("The KL between conditions is never finite".into(), |l| {
+        format!("The conditions' next-token predictions differ most at {} (KL {} nats)", super::probe_chart::hook_phrase(&l.hook), fmt3(l.kl))
+    });
+    let fork = fork.map_or(" and no layer's lens reads misaligned only when unobserved.".into(), |l| {
+        format!("; from {} the unobserved lens score leans misaligned ({}) while the observed one does not ({}): where behaviour forks.", super::probe_chart::hook_phrase(&l.hook), fmt3(l.score_unobserved), fmt3(l.score_observed))
+    });
+    format!("{peak}{fork}")
 }
 
 fn aria_label(report: &Report) -> String {
@@ -116,24 +93,21 @@ fn aria_label(report: &Report) -> String {
 #[component]
 pub fn LensChart(props: &ReportProps) -> Html {
     let report = &props.report;
-    let (canvas, error) = use_report_canvas(report, draw);
+    let fig = use_memo(SameReport(report.clone()), |r| figure(&r.0));
     let heading = html! { <h2 id="lens-chart-heading">{"Where it forks: logit lens"}</h2> };
     if report.logit_lens.is_empty() {
         return html! {
-            <section class="panel wide" aria-labelledby="lens-chart-heading" data-testid="lens-section">
+            <section class="panel" aria-labelledby="lens-chart-heading" data-testid="lens-section">
                 {heading}
                 <p class="muted">{"This run has no logit-lens readings."}</p>
             </section>
         };
     }
     html! {
-        <section class="panel wide" aria-labelledby="lens-chart-heading" data-testid="lens-section">
+        <section class="panel" aria-labelledby="lens-chart-heading" data-testid="lens-section">
             {heading}
-            <p class="muted">{"Look for the layer where the two conditions' next-token predictions start to differ (KL rises) and the unobserved lens score turns towards the misaligned answer: that is where behaviour forks."}</p>
-            <canvas ref={canvas.clone()} width={WIDTH.to_string()} height={HEIGHT.to_string()}
-                role="img" data-testid="lens-chart" aria-label={aria_label(report)} />
-            if let Some(e) = error { <p class="error">{format!("Could not draw the chart: {e}")}</p> }
-            <DownloadPng canvas={canvas} filename={format!("{}-logit-lens.png", file_stem(report))} what="the logit-lens chart" />
+            <Chart figure={fig} testid="lens-chart" filename={format!("{}-logit-lens", file_stem(report))} what="the logit-lens chart"
+                summary={aria_label(report)} caption={caption(report)} />
             <details>
                 <summary>{"Numbers"}</summary>
                 <table data-testid="lens-table">

@@ -1,23 +1,15 @@
 //! The PCA scatter: each prompt's readout activation projected on the first two principal
 //! components, coloured by condition and shaped by split.
 
-use plotters::prelude::*;
-use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
 
 use hawthorne_probe::report::{Pca, PromptRecord};
 use hawthorne_probe::Report;
 
-use super::common::{
-    err, file_stem, frame, Glyph, Marker, finite_range, fmt3, full, message, padded, root, use_report_canvas, ReportProps, AXIS_PX, BLUE, FONT, GREEN,
-    GREY, INK, LABEL_PX, VERMILLION, WIDTH,
-};
-use super::export::DownloadPng;
+use super::common::{file_stem, finite_range, fmt3, full, padded, ReportProps, SameReport};
+use super::figure::{fmt_short, linear, Chart, Colour, Figure, Glyph, Layer, Marker, Panel, Point, BLUE, GREEN, GREY, INK, VERMILLION};
 
-const HEIGHT: u32 = 560;
-const MARKER: i32 = 6;
-
-fn colour(condition: &str) -> RGBColor {
+fn colour(condition: &str) -> Colour {
     match condition {
         "observed" => BLUE,
         "unobserved" => VERMILLION,
@@ -26,27 +18,11 @@ fn colour(condition: &str) -> RGBColor {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Shape {
-    Circle,
-    Triangle,
-    Square,
-}
-
-fn shape(split: &str) -> Shape {
+fn shape(split: &str) -> Marker {
     match split {
-        "train" => Shape::Circle,
-        "test" => Shape::Triangle,
-        _ => Shape::Square,
-    }
-}
-
-/// A marker of `shape` at a pixel offset from its anchor.
-fn marker<'a>(shape: Shape, style: ShapeStyle) -> DynElement<'a, plotters_canvas::CanvasBackend, (i32, i32)> {
-    match shape {
-        Shape::Circle => Circle::new((0, 0), MARKER, style).into_dyn(),
-        Shape::Triangle => TriangleMarker::new((0, 0), MARKER + 1, style).into_dyn(),
-        Shape::Square => Rectangle::new([(-MARKER + 1, -MARKER + 1), (MARKER - 1, MARKER - 1)], style).into_dyn(),
+        "train" => Marker::Circle,
+        "test" => Marker::Triangle,
+        _ => Marker::Square,
     }
 }
 
@@ -54,15 +30,14 @@ fn pc_label(i: usize, ratio: f64) -> String {
     if ratio.is_finite() { format!("PC{} ({:.1}% of variance)", i + 1, ratio * 100.0) } else { format!("PC{}", i + 1) }
 }
 
-/// The prompts with finite coordinates, in prompt order.
+/// The prompts with their coordinates, in prompt order.
 fn points<'r>(pca: &'r Pca, prompts: &'r [PromptRecord]) -> impl Iterator<Item = (usize, &'r PromptRecord, [f64; 2])> + 'r {
     prompts.iter().zip(&pca.coords).enumerate().map(|(i, (p, c))| (i, p, *c))
 }
 
-fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
-    let root = root(canvas)?;
+fn figure(report: &Report) -> Figure {
     let Some(pca) = &report.pca else {
-        return message(&root, "PCA", "This run has no PCA projection.");
+        return Figure::empty("PCA", "This run has no PCA projection.");
     };
     let title = format!("PCA of {} — {}", pca.hook, report.provenance.model_id);
     let finite: Vec<(usize, &PromptRecord, [f64; 2])> =
@@ -70,50 +45,65 @@ fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
     let (Some(xr), Some(yr)) =
         (finite_range(finite.iter().map(|(_, _, c)| c[0])), finite_range(finite.iter().map(|(_, _, c)| c[1])))
     else {
-        return message(&root, &title, "No finite coordinates to plot.");
+        return Figure::empty(title, "No finite coordinates to plot.");
     };
     let ((x0, x1), (y0, y1)) = (padded(xr, 0.06), padded(yr, 0.1));
-    let mut entries = vec![];
+    let mut fig = Figure::new(title);
     for (name, col) in [("observed", BLUE), ("unobserved", VERMILLION), ("neutral", GREEN)] {
         if report.prompts.iter().any(|p| p.condition == name) {
-            entries.push((name.to_string(), Glyph::Point(col, Marker::Circle, true)));
+            fig.legend.push((name.to_string(), Glyph::Point(col, Marker::Circle, true)));
         }
     }
-    for (name, split, m) in [("train", "train", Marker::Circle), ("test (held out)", "test", Marker::Triangle), ("no split", "none", Marker::Square)] {
+    for (name, split) in [("train", "train"), ("test (held out)", "test"), ("no split", "none")] {
         if report.prompts.iter().any(|p| shape(&p.split) == shape(split)) {
-            entries.push((name.to_string(), Glyph::Point(INK, m, false)));
+            fig.legend.push((name.to_string(), Glyph::Point(INK, shape(split), false)));
         }
     }
-    let body = frame(&root, &title, &entries)?;
-    let mut chart = ChartBuilder::on(&body)
-        .margin(14)
-        .margin_top(6)
-        .x_label_area_size(56)
-        .y_label_area_size(84)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc(pc_label(0, pca.explained_variance_ratio[0]))
-        .y_desc(pc_label(1, pca.explained_variance_ratio[1]))
-        .x_labels(8)
-        .y_labels(8)
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(236, 236, 236))
-        .label_style((FONT, LABEL_PX))
-        .axis_desc_style((FONT, AXIS_PX))
-        .draw()
-        .map_err(err)?;
+    let mut panel = Panel::new(
+        320.0,
+        linear(x0, x1, 8, fmt_short),
+        linear(y0, y1, 8, fmt_short),
+        pc_label(0, pca.explained_variance_ratio[0]),
+        pc_label(1, pca.explained_variance_ratio[1]),
+    );
     // Train first so that the fewer held-out (test) markers are drawn on top.
-    for pass in [Shape::Circle, Shape::Square, Shape::Triangle] {
-        chart
-            .draw_series(finite.iter().filter(|(_, p, _)| shape(&p.split) == pass).map(|(_, p, c)| {
-                let col = colour(&p.condition);
-                EmptyElement::at((c[0], c[1])) + marker(pass, col.mix(0.8).filled()) + marker(pass, col.stroke_width(1))
-            }))
-            .map_err(err)?;
+    let mut pts: Vec<Point> = vec![];
+    for pass in [Marker::Circle, Marker::Square, Marker::Triangle] {
+        pts.extend(finite.iter().filter(|(_, p, _)| shape(&p.split) == pass).map(|(i, p, c)| Point {
+            x: c[0],
+            y: c[1],
+            colour: colour(&p.condition),
+            marker: pass,
+            filled: true,
+            size: 5.0,
+            readout: format!("prompt {i}: {} ({}, {}), framing {:?}, task {:?}: PC1 {}, PC2 {}", p.condition, p.split, p.family, p.framing, p.task, fmt3(c[0]), fmt3(c[1])),
+        }));
     }
-    root.present().map_err(err)
+    panel.layers.push(Layer::Points { points: pts });
+    fig.panels.push(panel);
+    fig
+}
+
+/// How far apart the conditions' centroids are along PC1, in units of PC1's spread.
+fn caption(report: &Report, pca: &Pca) -> String {
+    let along = |cond: &str| {
+        let v: Vec<f64> = points(pca, &report.prompts).filter(|(_, p, c)| p.condition == cond && c[0].is_finite()).map(|(_, _, c)| c[0]).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let all: Vec<f64> = pca.coords.iter().map(|c| c[0]).filter(|v| v.is_finite()).collect();
+    let mean = all.iter().sum::<f64>() / all.len().max(1) as f64;
+    let sd = (all.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / all.len().max(1) as f64).sqrt();
+    match (along("observed"), along("unobserved")) {
+        (Some(o), Some(u)) if sd > 0.0 => {
+            let d = (u - o).abs() / sd;
+            format!(
+                "Along PC1 the observed and unobserved prompts' means lie {:.1} standard deviations apart{}. Check that held-out (triangle) framings fall on the same sides as the training ones.",
+                d,
+                if d >= 1.0 { ": the first component largely encodes being watched" } else { ": being watched is not the main direction of variation here" },
+            )
+        }
+        _ => format!("If the model linearly encodes being observed, blue and vermillion points separate along a component at {}.", pca.hook),
+    }
 }
 
 fn aria_label(report: &Report, pca: &Pca) -> String {
@@ -137,11 +127,11 @@ fn aria_label(report: &Report, pca: &Pca) -> String {
 #[component]
 pub fn PcaScatter(props: &ReportProps) -> Html {
     let report = &props.report;
-    let (canvas, error) = use_report_canvas(report, draw);
+    let fig = use_memo(SameReport(report.clone()), |r| figure(&r.0));
     let heading = html! { <h2 id="pca-chart-heading">{"PCA of the activations"}</h2> };
     let Some(pca) = &report.pca else {
         return html! {
-            <section class="panel wide" aria-labelledby="pca-chart-heading" data-testid="pca-section">
+            <section class="panel" aria-labelledby="pca-chart-heading" data-testid="pca-section">
                 {heading}
                 <p class="muted">{"This run has no PCA projection."}</p>
             </section>
@@ -149,19 +139,13 @@ pub fn PcaScatter(props: &ReportProps) -> Html {
     };
     let mismatch = pca.coords.len() != report.prompts.len();
     html! {
-        <section class="panel wide" aria-labelledby="pca-chart-heading" data-testid="pca-section">
+        <section class="panel" aria-labelledby="pca-chart-heading" data-testid="pca-section">
             {heading}
-            <p class="muted">{format!(
-                "If the model linearly encodes being observed, blue and orange points separate along a component at {}, and the held-out (triangle) framings fall on the same sides as the training ones.",
-                pca.hook,
-            )}</p>
             if mismatch {
                 <p class="error">{format!("The report has {} PCA points for {} prompts; only the first {} are shown.", pca.coords.len(), report.prompts.len(), pca.coords.len().min(report.prompts.len()))}</p>
             }
-            <canvas ref={canvas.clone()} width={WIDTH.to_string()} height={HEIGHT.to_string()}
-                role="img" data-testid="pca-chart" aria-label={aria_label(report, pca)} />
-            if let Some(e) = error { <p class="error">{format!("Could not draw the chart: {e}")}</p> }
-            <DownloadPng canvas={canvas} filename={format!("{}-pca.png", file_stem(report))} what="the PCA scatter" />
+            <Chart figure={fig} testid="pca-chart" filename={format!("{}-pca", file_stem(report))} what="the PCA scatter"
+                summary={aria_label(report, pca)} caption={caption(report, pca)} />
             <details>
                 <summary>{"Numbers"}</summary>
                 <p data-testid="pca-summary" data-hook={pca.hook.clone()}

@@ -2,126 +2,181 @@
 //! random-direction baseline (a band from the mean to the best direction) and the
 //! shuffled-label baseline (a dashed grey line).
 
-use plotters::prelude::*;
-use web_sys::HtmlCanvasElement;
+use std::rc::Rc;
+
 use yew::prelude::*;
 
 use hawthorne_probe::Report;
 
-use super::common::{
-    ticked,
-    anchored, err, frame, kind_label, Glyph, Marker, file_stem, finite_range, finite_runs, fmt3, full, hook_label, index_label, index_ticks, message, root,
-    use_report_canvas, HPos, ReportProps, VPos, AXIS_PX, BLUE, FONT, GREY, LABEL_PX, LIGHT_GREY, VERMILLION,
-};
-use super::export::DownloadPng;
+use super::common::{finite_range, fmt3, full, hook_label, kind_label, file_stem, ReportProps};
+use super::figure::{Chart, Figure, Glyph, Layer, Marker, Panel, Scale, BLUE, GREY, LIGHT_GREY, VERMILLION};
 
-const HEIGHT: u32 = 440;
+/// A hook in words: "the embedding", "block 3", "block 3 (attn out)".
+pub fn hook_phrase(hook: &str) -> String {
+    let short = hook_label(hook);
+    match short.as_str() {
+        "emb" => "the embedding".into(),
+        "final" => "the final norm".into(),
+        s if s.chars().all(|c| c.is_ascii_digit()) => format!("block {s}"),
+        s => format!("block {s}"),
+    }
+}
 
-fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
-    let root = root(canvas)?;
+/// Where the logistic probe reads the condition above both of its baselines: AUROC at least 0.8
+/// and above the best random direction and the shuffled-label probe at the same hook.
+fn reads(h: &hawthorne_probe::report::HookProbes) -> bool {
+    let a = h.logistic.auroc;
+    a.is_finite()
+        && a >= 0.8
+        && h.random_directions.as_ref().map_or(true, |r| !r.best_auroc.is_finite() || a > r.best_auroc)
+        && h.shuffled_labels.as_ref().map_or(true, |m| !m.auroc.is_finite() || a > m.auroc)
+}
+
+/// One sentence reading the current numbers: where the probe reads the framing and what the
+/// behaviour does.
+pub fn reading(report: &Report) -> String {
+    let probes = &report.probes;
+    let best = probes.iter().filter(|h| h.logistic.auroc.is_finite()).max_by(|a, b| a.logistic.auroc.total_cmp(&b.logistic.auroc));
+    let random = finite_range(probes.iter().filter_map(|h| h.random_directions.as_ref().map(|r| r.best_auroc)));
+    let probe = match (probes.iter().position(reads), best) {
+        (Some(i), Some(b)) => {
+            let n = probes.iter().filter(|h| reads(h)).count();
+            format!(
+                "The probe tells watched from unwatched prompts from {} on (test AUROC {} there, {} at best in {}; {} of {} hooks clear their random and shuffled baselines)",
+                hook_phrase(&probes[i].hook), fmt3(probes[i].logistic.auroc), fmt3(b.logistic.auroc), hook_phrase(&b.hook), n, probes.len()
+            )
+        }
+        (None, Some(b)) => format!(
+            "No layer's probe tells watched from unwatched prompts clearly above its baselines (best test AUROC {} in {}{})",
+            fmt3(b.logistic.auroc),
+            hook_phrase(&b.hook),
+            random.map_or(String::new(), |(_, hi)| format!(", best random direction {}", fmt3(hi)))
+        ),
+        _ => "This run trained no probes".into(),
+    };
+    let g = &report.behaviour.all;
+    let behaviour = if g.rate_observed.is_finite() && g.rate_unobserved.is_finite() {
+        let fork = if g.compliance_gap.abs() >= 0.1 { "the behaviour forks" } else { "the behaviour does not fork" };
+        format!(
+            "; {fork}: it breaks the rule in {} of watched prompts and {} of unwatched ones (gap {:+.2}).",
+            super::common::percent(g.rate_observed),
+            super::common::percent(g.rate_unobserved),
+            g.compliance_gap
+        )
+    } else {
+        ".".into()
+    };
+    format!("{probe}{behaviour}")
+}
+
+fn fixed1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// Test AUROC by hook for both probe kinds, the random-direction band, the shuffled-label line
+/// and chance, in a plot `height` pixels tall.
+pub fn figure(report: &Report, height: f64) -> Figure {
     let probes = &report.probes;
     let title = format!("Probe test AUROC by hook — {}", report.provenance.model_id);
     let all = probes.iter().flat_map(|h| {
         let rb = h.random_directions.as_ref();
-        [
-            h.logistic.auroc,
-            h.mass_mean.auroc,
-            rb.map_or(f64::NAN, |r| r.best_auroc),
-            h.shuffled_labels.as_ref().map_or(f64::NAN, |m| m.auroc),
-        ]
+        [h.logistic.auroc, h.mass_mean.auroc, rb.map_or(f64::NAN, |r| r.best_auroc), h.shuffled_labels.as_ref().map_or(f64::NAN, |m| m.auroc)]
     });
     if finite_range(all).is_none() {
-        return message(&root, &title, "No finite AUROC to plot.");
+        return Figure::empty(title, "No finite AUROC to plot.");
     }
-    let n = probes.len();
-    let labels: Vec<String> = probes.iter().map(|h| hook_label(&h.hook)).collect();
-    let x = |i: usize| i as f64;
     let n_random = probes.iter().find_map(|h| h.random_directions.as_ref()).map_or(0, |r| r.n);
-    let entries = [
+    let mut fig = Figure::new(title);
+    fig.legend = vec![
         ("logistic".to_string(), Glyph::Line(BLUE, Marker::Circle)),
         ("mass-mean".to_string(), Glyph::Line(VERMILLION, Marker::Triangle)),
-        (format!("random directions: mean to best of {n_random}"), Glyph::Swatch(GREY.mix(0.22))),
+        (format!("random directions: mean to best of {n_random}"), Glyph::Swatch("#d3d3d3")),
         ("shuffled labels".to_string(), Glyph::Dashed(GREY, Marker::None)),
     ];
-    let body = frame(&root, &title, &entries)?;
-    let mut chart = ChartBuilder::on(&body)
-        .margin(14)
-        .margin_top(6)
-        .x_label_area_size(56)
-        .y_label_area_size(64)
-        .build_cartesian_2d(ticked(-0.5..n as f64 - 0.5, index_ticks(n, 24)), 0f64..1f64)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("hook (i = resid_post of block i, emb = embedding)")
-        .y_desc("test AUROC")
-        .x_label_formatter(&|v| index_label(&labels, *v))
-        .y_labels(11)
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(236, 236, 236))
-        .label_style((FONT, LABEL_PX))
-        .axis_desc_style((FONT, AXIS_PX))
-        .draw()
-        .map_err(err)?;
+    let bands = probes.iter().map(|h| (hook_label(&h.hook), h.hook.clone())).collect();
+    let mut panel = Panel::new(
+        height,
+        Scale::Bands(bands),
+        Scale::Linear { lo: 0.0, hi: 1.0, ticks: (0..=10).map(|i| f64::from(i) / 10.0).collect(), format: fixed1 },
+        "hook (i = resid_post of block i, emb = embedding)",
+        "test AUROC",
+    );
+    let x = |i: usize| i as f64;
+    let ci = |m: &hawthorne_probe::probes::ProbeMetrics| format!("{} [{}, {}]", fmt3(m.auroc), fmt3(m.auroc_ci[0]), fmt3(m.auroc_ci[1]));
+    panel.layers = vec![
+        Layer::Band {
+            colour: GREY,
+            points: probes
+                .iter()
+                .enumerate()
+                .map(|(i, h)| h.random_directions.as_ref().map_or((x(i), f64::NAN, f64::NAN), |r| (x(i), r.mean_auroc, r.best_auroc)))
+                .collect(),
+        },
+        Layer::HRule { y: 0.5, colour: LIGHT_GREY, dashed: true, label: Some("chance".into()) },
+        Layer::Line {
+            colour: GREY,
+            dashed: true,
+            width: 2.0,
+            marker: Marker::None,
+            points: probes.iter().enumerate().map(|(i, h)| (x(i), h.shuffled_labels.as_ref().map_or(f64::NAN, |m| m.auroc))).collect(),
+            readouts: probes.iter().map(|h| h.shuffled_labels.as_ref().map_or(String::new(), |m| format!("{}: shuffled-label probe AUROC {}", h.hook, fmt3(m.auroc)))).collect(),
+        },
+        Layer::Line {
+            colour: VERMILLION,
+            dashed: false,
+            width: 2.0,
+            marker: Marker::Triangle,
+            points: probes.iter().enumerate().map(|(i, h)| (x(i), h.mass_mean.auroc)).collect(),
+            readouts: probes.iter().map(|h| format!("{}: mass-mean probe AUROC {}", h.hook, ci(&h.mass_mean))).collect(),
+        },
+        Layer::Line {
+            colour: BLUE,
+            dashed: false,
+            width: 2.0,
+            marker: Marker::Circle,
+            points: probes.iter().enumerate().map(|(i, h)| (x(i), h.logistic.auroc)).collect(),
+            readouts: probes
+                .iter()
+                .map(|h| {
+                    let rb = h.random_directions.as_ref().map_or(String::new(), |r| format!("; random directions {} mean, {} best", fmt3(r.mean_auroc), fmt3(r.best_auroc)));
+                    format!("{}: logistic probe AUROC {}{rb}", h.hook, ci(&h.logistic))
+                })
+                .collect(),
+        },
+    ];
+    fig.panels.push(panel);
+    fig
+}
 
-    // Random directions: a band from the mean to the best direction, broken where missing.
-    let band_style = GREY.mix(0.22).filled();
-    let mut run: Vec<(f64, f64, f64)> = vec![];
-    let mut runs = vec![];
-    for (i, h) in probes.iter().enumerate() {
-        match h.random_directions.as_ref().filter(|r| r.mean_auroc.is_finite() && r.best_auroc.is_finite()) {
-            Some(r) => run.push((x(i), r.mean_auroc, r.best_auroc)),
-            None if !run.is_empty() => runs.push(std::mem::take(&mut run)),
-            None => {}
-        }
-    }
-    if !run.is_empty() {
-        runs.push(run);
-    }
-    for run in &runs {
-        if let [(xi, lo, hi)] = run.as_slice() {
-            chart.draw_series([Rectangle::new([(xi - 0.2, *lo), (xi + 0.2, *hi)], band_style)]).map_err(err)?;
-        } else {
-            let mut poly: Vec<(f64, f64)> = run.iter().map(|&(xi, _, hi)| (xi, hi)).collect();
-            poly.extend(run.iter().rev().map(|&(xi, lo, _)| (xi, lo)));
-            chart.draw_series([Polygon::new(poly, band_style)]).map_err(err)?;
-            chart
-                .draw_series([PathElement::new(run.iter().map(|&(xi, _, hi)| (xi, hi)).collect::<Vec<_>>(), GREY.mix(0.6))])
-                .map_err(err)?;
-        }
-    }
+#[derive(Debug, Properties)]
+pub struct HeadlineProps {
+    pub report: Rc<Report>,
+}
 
-    // Chance.
-    chart
-        .draw_series(DashedLineSeries::new([(-0.5, 0.5), (n as f64 - 0.5, 0.5)], 3, 5, LIGHT_GREY.stroke_width(2)))
-        .map_err(err)?;
-    chart
-        .draw_series([Text::new("chance", (n as f64 - 0.5, 0.5), anchored(14, GREY, HPos::Right, VPos::Bottom))])
-        .map_err(err)?;
-
-    // Shuffled labels.
-    let shuffled = probes.iter().enumerate().map(|(i, h)| (x(i), h.shuffled_labels.as_ref().map_or(f64::NAN, |m| m.auroc)));
-    for run in finite_runs(shuffled) {
-        if run.len() == 1 {
-            chart.draw_series(run.iter().map(|&p| Cross::new(p, 5, GREY.stroke_width(2)))).map_err(err)?;
-        }
-        chart.draw_series(DashedLineSeries::new(run, 8, 5, GREY.stroke_width(2))).map_err(err)?;
+impl PartialEq for HeadlineProps {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.report, &other.report)
     }
+}
 
-    // The probes: logistic (blue circles), mass-mean (vermillion triangles).
-    let logistic = probes.iter().enumerate().map(|(i, h)| (x(i), h.logistic.auroc));
-    for run in finite_runs(logistic) {
-        chart.draw_series(LineSeries::new(run.clone(), BLUE.stroke_width(2))).map_err(err)?;
-        chart.draw_series(run.into_iter().map(|p| Circle::new(p, 5, BLUE.filled()))).map_err(err)?;
+/// The first screen's chart: the probe curve against its controls, with the reading and the
+/// verdict beneath it.
+#[component]
+pub fn HeadlineChart(props: &HeadlineProps) -> Html {
+    let report = &props.report;
+    let fig = use_memo(crate::components::charts::common::SameReport(report.clone()), |r| figure(&r.0, 190.0));
+    html! {
+        <div class="headline" data-testid="headline">
+            <p class="reading" data-testid="reading">{reading(report)}</p>
+            <Chart figure={fig} testid="headline-chart" filename={format!("{}-probes", file_stem(report))} what="the headline probe chart"
+                summary={aria_label(report)} />
+            if let Some(c) = &report.controls {
+                <p class={classes!("verdict", if c.verdict.evidence { "evidence" } else { "no-evidence" })} data-testid="headline-verdict">
+                    <strong>{"Verdict. "}</strong>{c.verdict.text.replace('`', "")}
+                </p>
+            }
+        </div>
     }
-    let mass_mean = probes.iter().enumerate().map(|(i, h)| (x(i), h.mass_mean.auroc));
-    for run in finite_runs(mass_mean) {
-        chart.draw_series(LineSeries::new(run.clone(), VERMILLION.stroke_width(2))).map_err(err)?;
-        chart.draw_series(run.into_iter().map(|p| TriangleMarker::new(p, 6, VERMILLION.filled()))).map_err(err)?;
-    }
-
-    root.present().map_err(err)
 }
 
 fn aria_label(report: &Report) -> String {
@@ -149,7 +204,7 @@ fn aria_label(report: &Report) -> String {
 #[component]
 pub fn ProbeChart(props: &ReportProps) -> Html {
     let report = &props.report;
-    let (canvas, error) = use_report_canvas(report, draw);
+    let fig = use_memo(super::common::SameReport(report.clone()), |r| figure(&r.0, 320.0));
     let heading = html! { <h2 id="probe-chart-heading">{"Probes by layer, against baselines"}</h2> };
     if report.probes.is_empty() {
         return html! {
@@ -218,10 +273,8 @@ pub fn ProbeChart(props: &ReportProps) -> Html {
                     }
                 </details>
             }
-            <canvas ref={canvas.clone()} width={super::common::WIDTH.to_string()} height={HEIGHT.to_string()}
-                role="img" data-testid="probe-chart" aria-label={aria_label(report)} />
-            if let Some(e) = error { <p class="error">{format!("Could not draw the chart: {e}")}</p> }
-            <DownloadPng canvas={canvas} filename={format!("{}-probes.png", file_stem(report))} what="the probe chart" />
+            <Chart figure={fig} testid="probe-chart" filename={format!("{}-probes", file_stem(report))} what="the probe chart"
+                summary={aria_label(report)} caption={reading(report)} />
             <details>
                 <summary>{"Numbers"}</summary>
                 <table data-testid="probe-table">

@@ -2,86 +2,67 @@
 //! residual norm) is added at one hook, against a random direction of the same norm, with the
 //! misaligned rate under unobserved framings as a second series.
 
-use plotters::prelude::*;
-use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
 
 use hawthorne_probe::report::Steering;
 use hawthorne_probe::Report;
 
-use super::common::{
-    ticked,
-    err, file_stem, frame, kind_label, Glyph, Marker, finite_range, finite_runs, fmt3, full, message, padded, root, signed2, use_report_canvas, ReportProps,
-    AXIS_PX, BLUE, FONT, GREY, LABEL_PX, VERMILLION, WIDTH,
-};
-use super::export::DownloadPng;
-
-const HEIGHT: u32 = 460;
+use super::common::{file_stem, finite_range, fmt3, full, kind_label, padded, signed2, ReportProps, SameReport};
+use super::figure::{fmt_1, fmt_short, linear, Chart, Figure, Glyph, Layer, Marker, Panel, Scale, BLUE, GREY, VERMILLION};
 
 fn at(v: &[f64], i: usize) -> f64 {
     v.get(i).copied().unwrap_or(f64::NAN)
 }
 
-fn series<'s>(st: &'s Steering, values: &'s [f64]) -> impl Iterator<Item = (f64, f64)> + 's {
-    st.alphas.iter().enumerate().map(move |(i, &a)| (a, at(values, i)))
-}
-
-fn draw(canvas: HtmlCanvasElement, report: &Report) -> Result<(), String> {
-    let root = root(canvas)?;
+fn figure(report: &Report) -> Figure {
     let Some(st) = &report.steering else {
-        return message(&root, "Steering", "This run did no steering sweep.");
+        return Figure::empty("Steering", "This run did no steering sweep.");
     };
     let title = format!("Steering along the {} direction at {} — {}", kind_label(&st.direction), st.hook, report.provenance.model_id);
     let ys = st.gap.iter().chain(&st.random_gap).chain(&st.rate_unobserved).copied();
     let (Some(xr), Some(yr)) = (finite_range(st.alphas.iter().copied()), finite_range(ys)) else {
-        return message(&root, &title, "No finite values to plot.");
+        return Figure::empty(title, "No finite values to plot.");
     };
     let (x0, x1) = padded(xr, 0.05);
     let (y0, y1) = padded((yr.0.min(0.0), yr.1.max(1.0)), 0.04);
-    let entries = [
+    let mut fig = Figure::new(title);
+    fig.legend = vec![
         (format!("compliance gap, {} direction", kind_label(&st.direction)), Glyph::Line(BLUE, Marker::Circle)),
         ("compliance gap, random direction".to_string(), Glyph::Dashed(GREY, Marker::Cross)),
         ("misaligned | unobserved".to_string(), Glyph::Line(VERMILLION, Marker::Triangle)),
     ];
-    let body = frame(&root, &title, &entries)?;
-    let mut chart = ChartBuilder::on(&body)
-        .margin(14)
-        .margin_top(6)
-        .x_label_area_size(56)
-        .y_label_area_size(72)
-        .build_cartesian_2d(ticked(x0..x1, st.alphas.iter().copied().filter(|a| a.is_finite()).collect()), y0..y1)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("α (multiples of ‖resid‖ ≈ {}; negative = towards observed)", fmt3(st.norm)))
-        .y_desc("rate / gap")
-        .x_label_formatter(&|a| format!("{a}"))
-        .y_labels(8)
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(236, 236, 236))
-        .label_style((FONT, LABEL_PX))
-        .axis_desc_style((FONT, AXIS_PX))
-        .draw()
-        .map_err(err)?;
-    // Zero gap and α = 0.
-    chart.draw_series(DashedLineSeries::new([(x0, 0.0), (x1, 0.0)], 3, 5, GREY.stroke_width(1))).map_err(err)?;
-    if x0 < 0.0 && x1 > 0.0 {
-        chart.draw_series(DashedLineSeries::new([(0.0, y0), (0.0, y1)], 3, 5, GREY.stroke_width(1))).map_err(err)?;
+    let x = Scale::Linear { lo: x0, hi: x1, ticks: st.alphas.iter().copied().filter(|a| a.is_finite()).collect(), format: fmt_short };
+    let mut panel = Panel::new(260.0, x, linear(y0, y1, 8, fmt_1), format!("α (multiples of ‖resid‖ ≈ {}; negative = towards observed)", fmt3(st.norm)), "rate / gap");
+    let series = |values: &[f64]| st.alphas.iter().enumerate().map(|(i, &a)| (a, at(values, i))).collect::<Vec<_>>();
+    let readouts = |what: &str, values: &[f64]| st.alphas.iter().enumerate().map(|(i, a)| format!("α {a}: {what} {}", fmt3(at(values, i)))).collect::<Vec<_>>();
+    panel.layers = vec![
+        Layer::HRule { y: 0.0, colour: GREY, dashed: true, label: None },
+        Layer::VRule { x: 0.0, colour: GREY },
+        Layer::Line { colour: GREY, dashed: true, width: 2.0, marker: Marker::Cross, points: series(&st.random_gap), readouts: readouts("random-direction gap", &st.random_gap) },
+        Layer::Line { colour: VERMILLION, dashed: false, width: 2.0, marker: Marker::Triangle, points: series(&st.rate_unobserved), readouts: readouts("misaligned | unobserved", &st.rate_unobserved) },
+        Layer::Line { colour: BLUE, dashed: false, width: 3.0, marker: Marker::Circle, points: series(&st.gap), readouts: readouts("compliance gap", &st.gap) },
+    ];
+    fig.panels.push(panel);
+    fig
+}
+
+/// What the sweep shows, from its numbers: the gap at the most negative α against α = 0 and the
+/// random direction's.
+fn caption(st: &Steering) -> String {
+    let i0 = st.alphas.iter().position(|a| *a == 0.0);
+    let lo = st.alphas.iter().enumerate().filter(|(_, a)| a.is_finite()).min_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
+    match (i0, lo) {
+        (Some(i0), Some(lo)) if lo != i0 => format!(
+            "At α = {} the gap is {} against {} unsteered; the random direction of the same norm gives {}. {}",
+            st.alphas[lo], signed2(at(&st.gap, lo)), signed2(at(&st.gap, i0)), signed2(at(&st.random_gap, lo)),
+            if (at(&st.gap, lo) - at(&st.gap, i0)).abs() > (at(&st.random_gap, lo) - at(&st.random_gap, i0)).abs() + 0.1 {
+                "The probe direction moves behaviour more than chance does."
+            } else {
+                "The probe direction moves behaviour no more than a random one does."
+            }
+        ),
+        _ => format!("If the {} direction at {} is causal, the blue gap shrinks towards 0 as α pushes towards observed (α < 0), while the grey random direction leaves it flat.", kind_label(&st.direction), st.hook),
     }
-    for run in finite_runs(series(st, &st.random_gap)) {
-        chart.draw_series(DashedLineSeries::new(run.clone(), 8, 5, GREY.stroke_width(2))).map_err(err)?;
-        chart.draw_series(run.into_iter().map(|p| Cross::new(p, 5, GREY.stroke_width(2)))).map_err(err)?;
-    }
-    for run in finite_runs(series(st, &st.rate_unobserved)) {
-        chart.draw_series(LineSeries::new(run.clone(), VERMILLION.stroke_width(2))).map_err(err)?;
-        chart.draw_series(run.into_iter().map(|p| TriangleMarker::new(p, 6, VERMILLION.filled()))).map_err(err)?;
-    }
-    for run in finite_runs(series(st, &st.gap)) {
-        chart.draw_series(LineSeries::new(run.clone(), BLUE.stroke_width(3))).map_err(err)?;
-        chart.draw_series(run.into_iter().map(|p| Circle::new(p, 5, BLUE.filled()))).map_err(err)?;
-    }
-    root.present().map_err(err)
 }
 
 fn aria_label(st: &Steering) -> String {
@@ -99,27 +80,25 @@ fn aria_label(st: &Steering) -> String {
 #[component]
 pub fn SteeringChart(props: &ReportProps) -> Html {
     let report = &props.report;
-    let (canvas, error) = use_report_canvas(report, draw);
+    let fig = use_memo(SameReport(report.clone()), |r| figure(&r.0));
     let heading = html! { <h2 id="steering-chart-heading">{"Steering closes the gap?"}</h2> };
     let Some(st) = report.steering.as_ref().filter(|st| !st.alphas.is_empty()) else {
         return html! {
-            <section class="panel wide" aria-labelledby="steering-chart-heading" data-testid="steering-section">
+            <section class="panel" aria-labelledby="steering-chart-heading" data-testid="steering-section">
                 {heading}
                 <p class="muted">{"This run did no steering sweep."}</p>
             </section>
         };
     };
     html! {
-        <section class="panel wide" aria-labelledby="steering-chart-heading" data-testid="steering-section">
+        <section class="panel" aria-labelledby="steering-chart-heading" data-testid="steering-section">
             {heading}
             <p class="muted">{format!(
                 "If the {} direction at {} is causal, the blue gap shrinks towards 0 as α pushes towards observed (α < 0), while the grey random direction of the same norm leaves it flat ({} prompts per condition).",
                 kind_label(&st.direction), st.hook, st.n_prompts,
             )}</p>
-            <canvas ref={canvas.clone()} width={WIDTH.to_string()} height={HEIGHT.to_string()}
-                role="img" data-testid="steering-chart" aria-label={aria_label(st)} />
-            if let Some(e) = error { <p class="error">{format!("Could not draw the chart: {e}")}</p> }
-            <DownloadPng canvas={canvas} filename={format!("{}-steering.png", file_stem(report))} what="the steering chart" />
+            <Chart figure={fig} testid="steering-chart" filename={format!("{}-steering", file_stem(report))} what="the steering chart"
+                summary={aria_label(st)} caption={caption(st)} />
             <details>
                 <summary>{"Numbers"}</summary>
                 <p data-testid="steering-summary" data-hook={st.hook.clone()} data-direction={st.direction.clone()} data-norm={full(st.norm)}>
