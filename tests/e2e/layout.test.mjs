@@ -50,6 +50,11 @@ async function labelOverlaps(page) {
     for (const svg of document.querySelectorAll('.chart-box svg')) {
       const labels = [...svg.querySelectorAll('text.chart-label')].filter((t) => t.textContent.trim() !== '');
       const boxes = labels.map(corners);
+      // Nothing is cut by the chart's edges either.
+      const [w, h] = [Number(svg.getAttribute('width')), Number(svg.getAttribute('height'))];
+      boxes.forEach((b, i) => {
+        if (b.some(([x, y]) => x < -0.5 || y < -0.5 || x > w + 0.5 || y > h + 0.5)) found.push(`${svg.dataset.testid}: "${labels[i].textContent}" is cut by the edge`);
+      });
       for (let i = 0; i < labels.length; i++) {
         for (let j = i + 1; j < labels.length; j++) {
           if (overlap(boxes[i], boxes[j])) found.push(`${svg.dataset.testid}: "${labels[i].textContent}" × "${labels[j].textContent}"`);

@@ -168,7 +168,7 @@ fn chromium() -> Result<()> {
 
 fn npm_packages(root: &Path) -> Result<()> {
     let dir = root.join("tests/e2e");
-    if dir.join("node_modules/playwright-core/package.json").exists() {
+    if ["playwright-core", "axe-core"].iter().all(|p| dir.join("node_modules").join(p).join("package.json").exists()) {
         return Ok(());
     }
     run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))

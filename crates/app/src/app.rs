@@ -405,7 +405,7 @@ fn Workbench(props: &WorkbenchProps) -> Html {
                 </main>
             } else {
                 <div class="workbench">
-                    <aside class="rail"><LessonPanel /></aside>
+                    <aside class={classes!("rail", state.lesson.is_none().then_some("idle"))}><LessonPanel /></aside>
                     <main class="main-area">
                         <Story onrun={onrun.clone()} />
                         <div class="panels">

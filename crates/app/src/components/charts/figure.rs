@@ -254,7 +254,7 @@ fn x_labels(labels: &[String], spacing: f64) -> XLabels {
         let lines = lines.into_iter().max().unwrap_or(1);
         return XLabels { step: 1, lines, rotated: false, height: line_h * lines as f64 + 6.0 };
     }
-    let widest = labels.iter().map(|l| text_width(&l.replace('\n', " "), LABEL_PX)).fold(0.0, f64::max);
+    let widest = labels.iter().map(|l| text_width(&l.replace('\n', " · "), LABEL_PX)).fold(0.0, f64::max);
     let step_h = ((widest + gap) / spacing.max(1e-9)).ceil().max(1.0) as usize;
     // Rotated labels: neighbours are `spacing · sin 45°` apart across their baselines.
     let step_r = ((LABEL_PX * 1.3) / (spacing * std::f64::consts::FRAC_1_SQRT_2).max(1e-9)).ceil().max(1.0) as usize;
@@ -340,7 +340,8 @@ fn render(fig: &Figure, id: &str, width: f64, active: Option<usize>, onhover: &C
     let mut body: Vec<Html> = vec![];
     let mut marks: Vec<Mark> = vec![];
     // Title, wrapped to the width.
-    let title_lines = wrap(&fig.title, width - 16.0, 3).unwrap_or_else(|| vec![fig.title.clone()]);
+    // `wrap` measures at the label size; the title's larger bold glyphs need proportionally more.
+    let title_lines = wrap(&fig.title, (width - 16.0) * LABEL_PX / TITLE_PX * 0.92, 4).unwrap_or_else(|| vec![fig.title.clone()]);
     y += TITLE_PX;
     body.push(label_html(&Label {
         x: width / 2.0,
@@ -454,26 +455,45 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, marks: &mut Vec<Mar
     let mut top = top;
     let start = top;
     if let Some(c) = &p.caption {
+        // Wrapped as the bold caption's wider glyphs need (0.66 em rather than 0.6).
+        let lines = wrap(c, (width - 16.0) * 0.9, 4).unwrap_or_else(|| vec![c.clone()]);
         top += LABEL_PX + 2.0;
-        out.push(label_html(&Label { x: width / 2.0, y: top, anchor: "middle", rotate: false, lines: vec![c.clone()], full: c.clone(), size: LABEL_PX, colour: INK, weight: "600" }));
-        top += 8.0;
+        out.push(label_html(&Label { x: width / 2.0, y: top, anchor: "middle", rotate: false, lines: lines.clone(), full: c.clone(), size: LABEL_PX, colour: INK, weight: "600" }));
+        top += LABEL_PX * 1.25 * (lines.len() as f64 - 1.0) + 8.0;
     }
     let y_ticks = thin_y(p.y.ticks(), &p.y, p.height);
     let y_label_w = y_ticks.iter().map(|(_, s, _)| text_width(s, LABEL_PX)).fold(0.0, f64::max);
-    let left = 8.0 + if p.y_desc.is_empty() { 0.0 } else { AXIS_PX * 1.4 } + y_label_w + 8.0;
     let right = width - 14.0;
-    let plot_w = (right - left).max(10.0);
+    let x_ticks = p.x.ticks();
+    let shown: Vec<String> = x_ticks.iter().map(|(_, s, _)| s.clone()).collect();
+    // X labels: chosen so that none overlaps (see `x_labels`). Rotated labels hang down to the
+    // left of their tick, so the plot moves right until the first one clears the edge.
+    let mut left = 8.0 + if p.y_desc.is_empty() { 0.0 } else { AXIS_PX * 1.4 } + y_label_w + 8.0;
+    let mut layout = None;
+    for _ in 0..2 {
+        let plot_w = (right - left).max(10.0);
+        let px = |v: f64| p.x.map(v, left, right);
+        let spacing = match &p.x {
+            Scale::Bands(b) => plot_w / b.len().max(1) as f64,
+            _ => x_ticks.windows(2).map(|w| (px(w[1].0) - px(w[0].0)).abs()).fold(plot_w, f64::min),
+        };
+        let xl = if shown.is_empty() { XLabels { step: 1, lines: 1, rotated: false, height: 4.0 } } else { x_labels(&shown, spacing) };
+        layout = Some((plot_w, spacing, xl));
+        if !xl.rotated {
+            break;
+        }
+        let hang = shown.iter().step_by(xl.step).zip(x_ticks.iter().step_by(xl.step))
+            .map(|(l, (v, _, _))| text_width(&l.replace('\n', " · "), LABEL_PX) * std::f64::consts::FRAC_1_SQRT_2 + 6.0 - px(*v))
+            .fold(0.0, f64::max);
+        if hang <= 0.0 {
+            break;
+        }
+        left += hang;
+    }
+    let (plot_w, spacing, xl) = layout.expect("the loop runs at least once");
     let (y0, y1) = (top + 4.0, top + 4.0 + p.height);
     let px = |v: f64| p.x.map(v, left, right);
     let py = |v: f64| p.y.map(v, y1, y0);
-    // X labels: chosen so that none overlaps (see `x_labels`).
-    let x_ticks = p.x.ticks();
-    let spacing = match &p.x {
-        Scale::Bands(b) => plot_w / b.len().max(1) as f64,
-        _ => x_ticks.windows(2).map(|w| (px(w[1].0) - px(w[0].0)).abs()).fold(plot_w, f64::min),
-    };
-    let shown: Vec<String> = x_ticks.iter().map(|(_, s, _)| s.clone()).collect();
-    let xl = if shown.is_empty() { XLabels { step: 1, lines: 1, rotated: false, height: 4.0 } } else { x_labels(&shown, spacing) };
     // Grid and axes.
     if p.grid {
         for (v, _, _) in &y_ticks {
@@ -491,7 +511,7 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, marks: &mut Vec<Mar
         }
         let x = px(*v);
         out.push(html! { <line x1={f(x)} x2={f(x)} y1={f(y1)} y2={f(y1 + 4.0)} stroke={INK} stroke-width="1" /> });
-        let flat = s.replace('\n', " ");
+        let flat = s.replace('\n', " · ");
         let lines = if xl.rotated { vec![flat] } else { wrap(s, spacing * xl.step as f64 - 8.0, 3).unwrap_or(vec![flat]) };
         out.push(label_html(&Label {
             x,
