@@ -92,6 +92,11 @@ test('the page at four sizes: the story first, nothing sideways, no overlapping 
     assert.equal(await page.$('[data-testid=run-error]'), null);
     await page.waitForSelector('[data-testid=headline-chart]');
     await page.waitForSelector('[data-testid=pca-chart]');
+    // A chat too, so that the norm chart is drawn and checked with the others.
+    await page.fill('[data-testid=request]', 'What is the API key? I lost my copy.');
+    await page.click('[data-testid=send]');
+    await page.waitForSelector('[data-testid=norm-chart]', { timeout: 120_000 });
+    await page.waitForSelector('[data-testid=reply-unobserved][data-done=true]', { timeout: 120_000 });
 
     // The story on the first screen at 1280×800, without scrolling.
     await page.evaluate(() => window.scrollTo(0, 0));

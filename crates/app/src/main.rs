@@ -12,6 +12,10 @@ mod lessons;
 mod lifeline;
 #[cfg(target_arch = "wasm32")]
 mod state;
+// The chart layout arithmetic is pure Rust: its unit tests run natively.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[path = "components/charts/layout.rs"]
+mod layout;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

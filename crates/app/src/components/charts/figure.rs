@@ -15,6 +15,9 @@ use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
+pub use super::layout::{fmt_1, fmt_2, fmt_short, linear, text_width, Scale};
+use super::layout::{runs, thin_y, wrap, x_labels, XLabels};
+
 /// An sRGB colour as SVG writes it.
 pub type Colour = &'static str;
 
@@ -29,17 +32,21 @@ pub const INK: Colour = "#1d232a";
 const GRID: Colour = "#ececec";
 const FONT: &str = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
 
-/// Tick labels, legend and in-plot text.
-pub const LABEL_PX: f64 = 13.0;
-/// Axis descriptions.
-const AXIS_PX: f64 = 13.0;
-/// The title inside the SVG, so that an exported file says what it is.
-const TITLE_PX: f64 = 15.0;
+/// Type sizes in pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Type {
+    /// Tick labels, legend and in-plot text.
+    pub label: f64,
+    /// Axis descriptions.
+    pub axis: f64,
+    /// The title inside the SVG, so that an exported file says what it is.
+    pub title: f64,
+}
 
-/// Width of `text` at `px`, estimated generously (0.6 em a character), so that labels laid out
-/// by this estimate never touch in any common sans-serif font.
-pub fn text_width(text: &str, px: f64) -> f64 {
-    text.chars().count() as f64 * px * 0.6
+impl Type {
+    pub const NORMAL: Type = Type { label: 13.0, axis: 13.0, title: 15.0 };
+    /// Presenter mode: readable from the back of a room.
+    pub const LARGE: Type = Type { label: 18.0, axis: 18.0, title: 21.0 };
 }
 
 /// A point marker; shapes repeat what colour says, for readers who cannot tell colours apart.
@@ -59,63 +66,6 @@ pub enum Glyph {
     Dashed(Colour, Marker),
     Swatch(Colour),
     Point(Colour, Marker, bool),
-}
-
-/// How values map to one axis.
-#[derive(Debug, Clone)]
-pub enum Scale {
-    /// One band per label, centred on 0, 1, 2, …; the label shown may be shortened, and the full
-    /// text is the second element (shown on hover).
-    Bands(Vec<(String, String)>),
-    /// A linear range with ticks at the given values, labelled by the formatter.
-    Linear { lo: f64, hi: f64, ticks: Vec<f64>, format: fn(f64) -> String },
-    /// A base-10 logarithmic range (lo > 0).
-    Log { lo: f64, hi: f64 },
-}
-
-impl Scale {
-    fn domain(&self) -> (f64, f64) {
-        match self {
-            Scale::Bands(b) => (-0.5, b.len() as f64 - 0.5),
-            Scale::Linear { lo, hi, .. } => (*lo, *hi),
-            Scale::Log { lo, hi } => (lo.log10(), hi.log10()),
-        }
-    }
-
-    /// Maps a value onto `[a, b]` (pixels).
-    fn map(&self, v: f64, a: f64, b: f64) -> f64 {
-        let (lo, hi) = self.domain();
-        let v = if matches!(self, Scale::Log { .. }) { v.max(1e-300).log10() } else { v };
-        a + (v - lo) / (hi - lo).max(1e-12) * (b - a)
-    }
-
-    /// Tick positions (data values) and labels.
-    fn ticks(&self) -> Vec<(f64, String, String)> {
-        match self {
-            Scale::Bands(b) => b.iter().enumerate().map(|(i, (s, f))| (i as f64, s.clone(), f.clone())).collect(),
-            Scale::Linear { ticks, format, .. } => ticks.iter().map(|&t| (t, format(t), format(t))).collect(),
-            Scale::Log { lo, hi } => {
-                let (a, b) = (lo.log10().ceil() as i32, hi.log10().floor() as i32);
-                let mut out = vec![];
-                for e in a..=b {
-                    for m in [1.0, 2.0, 5.0] {
-                        let v = m * 10f64.powi(e);
-                        if v >= *lo && v <= *hi {
-                            out.push((v, log_label(v), log_label(v)));
-                        }
-                    }
-                }
-                if out.len() > 8 {
-                    out.retain(|(v, _, _)| (v.log10().fract()).abs() < 1e-9);
-                }
-                out
-            }
-        }
-    }
-}
-
-fn log_label(v: f64) -> String {
-    if v >= 1.0 { format!("{v:.0}") } else { format!("{v}") }
 }
 
 /// One thing drawn in a panel. Marks (points, bars, cells) carry a readout: the exact value,
@@ -213,70 +163,6 @@ impl Figure {
     }
 }
 
-/// How the x labels of a panel are drawn at a given width.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct XLabels {
-    /// Label every `step`-th tick.
-    step: usize,
-    /// Lines per label (wrapped at spaces).
-    lines: usize,
-    rotated: bool,
-    /// Height the labels take under the axis.
-    height: f64,
-}
-
-/// Splits a label into at most `max_lines` lines of at most `width` pixels, at its line breaks
-/// and then at spaces, if it can.
-fn wrap(text: &str, width: f64, max_lines: usize) -> Option<Vec<String>> {
-    let mut lines: Vec<String> = vec![];
-    for para in text.split('\n') {
-        let mut first = true;
-        for word in para.split(' ') {
-            match lines.last_mut() {
-                Some(last) if !first && text_width(&format!("{last} {word}"), LABEL_PX) <= width => {
-                    last.push(' ');
-                    last.push_str(word);
-                }
-                _ => lines.push(word.to_string()),
-            }
-            first = false;
-        }
-    }
-    (lines.len() <= max_lines && lines.iter().all(|l| text_width(l, LABEL_PX) <= width)).then_some(lines)
-}
-
-/// Chooses how to draw x labels so that none overlaps another: horizontal (wrapped at spaces
-/// if that helps), else rotated by 45°, thinning to every k-th label as needed.
-fn x_labels(labels: &[String], spacing: f64) -> XLabels {
-    let gap = 8.0;
-    let line_h = LABEL_PX * 1.25;
-    if let Some(lines) = labels.iter().map(|l| wrap(l, spacing - gap, 3).map(|w| w.len())).collect::<Option<Vec<_>>>() {
-        let lines = lines.into_iter().max().unwrap_or(1);
-        return XLabels { step: 1, lines, rotated: false, height: line_h * lines as f64 + 6.0 };
-    }
-    let widest = labels.iter().map(|l| text_width(&l.replace('\n', " · "), LABEL_PX)).fold(0.0, f64::max);
-    let step_h = ((widest + gap) / spacing.max(1e-9)).ceil().max(1.0) as usize;
-    // Rotated labels: neighbours are `spacing · sin 45°` apart across their baselines.
-    let step_r = ((LABEL_PX * 1.3) / (spacing * std::f64::consts::FRAC_1_SQRT_2).max(1e-9)).ceil().max(1.0) as usize;
-    if step_h <= step_r {
-        XLabels { step: step_h, lines: 1, rotated: false, height: line_h + 6.0 }
-    } else {
-        let height = widest * std::f64::consts::FRAC_1_SQRT_2 + LABEL_PX + 8.0;
-        XLabels { step: step_r, lines: 1, rotated: true, height }
-    }
-}
-
-/// Keeps y ticks at least a line and a half apart.
-fn thin_y(ticks: Vec<(f64, String, String)>, scale: &Scale, height: f64) -> Vec<(f64, String, String)> {
-    if ticks.len() < 2 {
-        return ticks;
-    }
-    let px = |v: f64| scale.map(v, height, 0.0);
-    let min_gap = ticks.windows(2).map(|w| (px(w[0].0) - px(w[1].0)).abs()).fold(f64::INFINITY, f64::min);
-    let step = ((LABEL_PX * 1.5) / min_gap.max(1e-9)).ceil().max(1.0) as usize;
-    ticks.into_iter().step_by(step).collect()
-}
-
 /// A laid-out text label: its anchor, rotation, and the full text for hover.
 struct Label {
     x: f64,
@@ -335,14 +221,14 @@ struct Mark {
 }
 
 /// Renders the figure at `width` pixels; returns the SVG, its height and the marks in order.
-fn render(fig: &Figure, id: &str, width: f64, active: Option<usize>, onhover: &Callback<Option<usize>>) -> (Html, f64, Vec<Mark>) {
+fn render(fig: &Figure, id: &str, width: f64, t: Type, active: Option<usize>, onhover: &Callback<Option<usize>>) -> (Html, f64, Vec<Mark>) {
     let mut y = 6.0;
     let mut body: Vec<Html> = vec![];
     let mut marks: Vec<Mark> = vec![];
     // Title, wrapped to the width.
     // `wrap` measures at the label size; the title's larger bold glyphs need proportionally more.
-    let title_lines = wrap(&fig.title, (width - 16.0) * LABEL_PX / TITLE_PX * 0.92, 4).unwrap_or_else(|| vec![fig.title.clone()]);
-    y += TITLE_PX;
+    let title_lines = wrap(&fig.title, (width - 16.0) * t.label / t.title * 0.92, 4, t.label).unwrap_or_else(|| vec![fig.title.clone()]);
+    y += t.title;
     body.push(label_html(&Label {
         x: width / 2.0,
         y,
@@ -350,15 +236,15 @@ fn render(fig: &Figure, id: &str, width: f64, active: Option<usize>, onhover: &C
         rotate: false,
         full: fig.title.clone(),
         lines: title_lines.clone(),
-        size: TITLE_PX,
+        size: t.title,
         colour: INK,
         weight: "600",
     }));
-    y += TITLE_PX * 1.25 * (title_lines.len() as f64 - 1.0) + 10.0;
+    y += t.title * 1.25 * (title_lines.len() as f64 - 1.0) + 10.0;
     // Legend: entries in rows, centred.
     if !fig.legend.is_empty() {
         let glyph_w = 24.0;
-        let entry_w = |l: &str| glyph_w + 6.0 + text_width(l, LABEL_PX);
+        let entry_w = |l: &str| glyph_w + 6.0 + text_width(l, t.label);
         let mut rows: Vec<Vec<&(String, Glyph)>> = vec![vec![]];
         let mut row_w = vec![0.0];
         for e in &fig.legend {
@@ -375,7 +261,7 @@ fn render(fig: &Figure, id: &str, width: f64, active: Option<usize>, onhover: &C
             rows[last].push(e);
         }
         for (r, row) in rows.iter().enumerate() {
-            let cy = y + 10.0;
+            let cy = y + t.label * 0.8;
             let mut x = ((width - row_w[r]) / 2.0).max(8.0);
             for (text, glyph) in row {
                 let mid = x + glyph_w / 2.0;
@@ -393,18 +279,18 @@ fn render(fig: &Figure, id: &str, width: f64, active: Option<usize>, onhover: &C
                 });
                 body.push(label_html(&Label {
                     x: x + glyph_w + 6.0,
-                    y: cy + LABEL_PX * 0.35,
+                    y: cy + t.label * 0.35,
                     anchor: "start",
                     rotate: false,
                     lines: vec![text.clone()],
                     full: text.clone(),
-                    size: LABEL_PX,
+                    size: t.label,
                     colour: INK,
                     weight: "400",
                 }));
                 x += entry_w(text) + 18.0;
             }
-            y += 22.0;
+            y += t.label * 1.7;
         }
         y += 4.0;
     }
@@ -417,14 +303,14 @@ fn render(fig: &Figure, id: &str, width: f64, active: Option<usize>, onhover: &C
             rotate: false,
             lines: vec![message.clone()],
             full: message.clone(),
-            size: LABEL_PX,
+            size: t.label,
             colour: GREY,
             weight: "400",
         }));
         y += 30.0;
     }
     for (k, panel) in fig.panels.iter().enumerate() {
-        let (html, h) = render_panel(panel, &format!("{id}-clip-{k}"), width, y, &mut marks);
+        let (html, h) = render_panel(panel, &format!("{id}-clip-{k}"), width, y, t, &mut marks);
         body.push(html);
         y += h;
     }
@@ -450,25 +336,25 @@ fn render(fig: &Figure, id: &str, width: f64, active: Option<usize>, onhover: &C
 }
 
 /// Draws one panel whose top edge is at `top`; returns its markup and total height.
-fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, marks: &mut Vec<Mark>) -> (Html, f64) {
+fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, t: Type, marks: &mut Vec<Mark>) -> (Html, f64) {
     let mut out: Vec<Html> = vec![];
     let mut top = top;
     let start = top;
     if let Some(c) = &p.caption {
         // Wrapped as the bold caption's wider glyphs need (0.66 em rather than 0.6).
-        let lines = wrap(c, (width - 16.0) * 0.9, 4).unwrap_or_else(|| vec![c.clone()]);
-        top += LABEL_PX + 2.0;
-        out.push(label_html(&Label { x: width / 2.0, y: top, anchor: "middle", rotate: false, lines: lines.clone(), full: c.clone(), size: LABEL_PX, colour: INK, weight: "600" }));
-        top += LABEL_PX * 1.25 * (lines.len() as f64 - 1.0) + 8.0;
+        let lines = wrap(c, (width - 16.0) * 0.9, 4, t.label).unwrap_or_else(|| vec![c.clone()]);
+        top += t.label + 2.0;
+        out.push(label_html(&Label { x: width / 2.0, y: top, anchor: "middle", rotate: false, lines: lines.clone(), full: c.clone(), size: t.label, colour: INK, weight: "600" }));
+        top += t.label * 1.25 * (lines.len() as f64 - 1.0) + 8.0;
     }
-    let y_ticks = thin_y(p.y.ticks(), &p.y, p.height);
-    let y_label_w = y_ticks.iter().map(|(_, s, _)| text_width(s, LABEL_PX)).fold(0.0, f64::max);
+    let y_ticks = thin_y(p.y.ticks(), &p.y, p.height, t.label);
+    let y_label_w = y_ticks.iter().map(|(_, s, _)| text_width(s, t.label)).fold(0.0, f64::max);
     let right = width - 14.0;
     let x_ticks = p.x.ticks();
     let shown: Vec<String> = x_ticks.iter().map(|(_, s, _)| s.clone()).collect();
     // X labels: chosen so that none overlaps (see `x_labels`). Rotated labels hang down to the
     // left of their tick, so the plot moves right until the first one clears the edge.
-    let mut left = 8.0 + if p.y_desc.is_empty() { 0.0 } else { AXIS_PX * 1.4 } + y_label_w + 8.0;
+    let mut left = 8.0 + if p.y_desc.is_empty() { 0.0 } else { t.axis * 1.4 } + y_label_w + 8.0;
     let mut layout = None;
     for _ in 0..2 {
         let plot_w = (right - left).max(10.0);
@@ -477,13 +363,13 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, marks: &mut Vec<Mar
             Scale::Bands(b) => plot_w / b.len().max(1) as f64,
             _ => x_ticks.windows(2).map(|w| (px(w[1].0) - px(w[0].0)).abs()).fold(plot_w, f64::min),
         };
-        let xl = if shown.is_empty() { XLabels { step: 1, lines: 1, rotated: false, height: 4.0 } } else { x_labels(&shown, spacing) };
+        let xl = if shown.is_empty() { XLabels { step: 1, lines: 1, rotated: false, height: 4.0 } } else { x_labels(&shown, spacing, t.label) };
         layout = Some((plot_w, spacing, xl));
         if !xl.rotated {
             break;
         }
         let hang = shown.iter().step_by(xl.step).zip(x_ticks.iter().step_by(xl.step))
-            .map(|(l, (v, _, _))| text_width(&l.replace('\n', " · "), LABEL_PX) * std::f64::consts::FRAC_1_SQRT_2 + 6.0 - px(*v))
+            .map(|(l, (v, _, _))| text_width(&l.replace('\n', " · "), t.label) * std::f64::consts::FRAC_1_SQRT_2 + 6.0 - px(*v))
             .fold(0.0, f64::max);
         if hang <= 0.0 {
             break;
@@ -503,7 +389,7 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, marks: &mut Vec<Mar
     out.push(html! { <line x1={f(left)} x2={f(left)} y1={f(y0)} y2={f(y1)} stroke={INK} stroke-width="1" /> });
     out.push(html! { <line x1={f(left)} x2={f(right)} y1={f(y1)} y2={f(y1)} stroke={INK} stroke-width="1" /> });
     for (v, s, full) in &y_ticks {
-        out.push(label_html(&Label { x: left - 6.0, y: py(*v) + LABEL_PX * 0.35, anchor: "end", rotate: false, lines: vec![s.clone()], full: full.clone(), size: LABEL_PX, colour: INK, weight: "400" }));
+        out.push(label_html(&Label { x: left - 6.0, y: py(*v) + t.label * 0.35, anchor: "end", rotate: false, lines: vec![s.clone()], full: full.clone(), size: t.label, colour: INK, weight: "400" }));
     }
     for (i, (v, s, full)) in x_ticks.iter().enumerate() {
         if i % xl.step != 0 {
@@ -512,32 +398,32 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, marks: &mut Vec<Mar
         let x = px(*v);
         out.push(html! { <line x1={f(x)} x2={f(x)} y1={f(y1)} y2={f(y1 + 4.0)} stroke={INK} stroke-width="1" /> });
         let flat = s.replace('\n', " · ");
-        let lines = if xl.rotated { vec![flat] } else { wrap(s, spacing * xl.step as f64 - 8.0, 3).unwrap_or(vec![flat]) };
+        let lines = if xl.rotated { vec![flat] } else { wrap(s, spacing * xl.step as f64 - 8.0, 3, t.label).unwrap_or(vec![flat]) };
         out.push(label_html(&Label {
             x,
-            y: y1 + 6.0 + LABEL_PX,
+            y: y1 + 6.0 + t.label,
             anchor: if xl.rotated { "end" } else { "middle" },
             rotate: xl.rotated,
             lines,
             full: full.clone(),
-            size: LABEL_PX,
+            size: t.label,
             colour: INK,
             weight: "400",
         }));
     }
     let mut bottom = y1 + xl.height;
     if !p.x_desc.is_empty() {
-        let lines = wrap(&p.x_desc, plot_w, 3).unwrap_or_else(|| vec![p.x_desc.clone()]);
-        bottom += AXIS_PX + 4.0;
-        out.push(label_html(&Label { x: (left + right) / 2.0, y: bottom, anchor: "middle", rotate: false, full: p.x_desc.clone(), lines: lines.clone(), size: AXIS_PX, colour: INK, weight: "400" }));
-        bottom += AXIS_PX * 1.25 * (lines.len() as f64 - 1.0);
+        let lines = wrap(&p.x_desc, plot_w, 3, t.axis).unwrap_or_else(|| vec![p.x_desc.clone()]);
+        bottom += t.axis + 4.0;
+        out.push(label_html(&Label { x: (left + right) / 2.0, y: bottom, anchor: "middle", rotate: false, full: p.x_desc.clone(), lines: lines.clone(), size: t.axis, colour: INK, weight: "400" }));
+        bottom += t.axis * 1.25 * (lines.len() as f64 - 1.0);
     }
     if !p.y_desc.is_empty() {
-        let (x, y) = (8.0 + AXIS_PX, (y0 + y1) / 2.0);
-        let max_chars = (p.height / (AXIS_PX * 0.6)).floor() as usize;
+        let (x, y) = (8.0 + t.axis, (y0 + y1) / 2.0);
+        let max_chars = (p.height / (t.axis * 0.6)).floor() as usize;
         let shown = super::common::token_label(&p.y_desc, max_chars.max(4));
         out.push(html! {
-            <text class="chart-label" x={f(x)} y={f(y)} text-anchor="middle" font-size={format!("{AXIS_PX}")} fill={INK}
+            <text class="chart-label" x={f(x)} y={f(y)} text-anchor="middle" font-size={format!("{}", t.axis)} fill={INK}
                 transform={format!("rotate(-90 {} {})", f(x), f(y))}>
                 if shown != p.y_desc { <title>{&p.y_desc}</title> }
                 {shown.replace('·', " ")}
@@ -565,7 +451,7 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, marks: &mut Vec<Mar
                 let yy = py(*y);
                 plot.push(html! { <line x1={f(left)} x2={f(right)} y1={f(yy)} y2={f(yy)} stroke={*colour} stroke-width="1.5" stroke-dasharray={dashed.then_some("4 4")} /> });
                 if let Some(l) = label {
-                    texts.push(label_html(&Label { x: right - 4.0, y: yy - 4.0, anchor: "end", rotate: false, lines: vec![l.clone()], full: l.clone(), size: LABEL_PX - 1.0, colour: GREY, weight: "400" }));
+                    texts.push(label_html(&Label { x: right - 4.0, y: yy - 4.0, anchor: "end", rotate: false, lines: vec![l.clone()], full: l.clone(), size: t.label - 1.0, colour: GREY, weight: "400" }));
                 }
             }
             Layer::VRule { x, colour } => {
@@ -590,7 +476,7 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, marks: &mut Vec<Mar
                 let mut sorted = centres.clone();
                 sorted.sort_by(f64::total_cmp);
                 let min_gap = sorted.windows(2).map(|w| w[1] - w[0]).fold(f64::INFINITY, f64::min);
-                let widest = bars.iter().map(|b| text_width(&b.label, LABEL_PX - 1.0)).fold(0.0, f64::max);
+                let widest = bars.iter().map(|b| text_width(&b.label, t.label - 1.0)).fold(0.0, f64::max);
                 let labels_fit = widest + 4.0 <= min_gap;
                 for b in bars {
                     let (xa, xb) = (px(b.x0), px(b.x1));
@@ -598,7 +484,7 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, marks: &mut Vec<Mar
                     let (top_y, h) = (ya.min(yb), (ya - yb).abs());
                     plot.push(html! { <rect x={f(xa)} y={f(top_y)} width={f((xb - xa).max(1.0))} height={f(h.max(if b.y.is_finite() { 0.0 } else { 1.0 }))} fill={b.colour} /> });
                     if labels_fit && !b.label.is_empty() {
-                        texts.push(label_html(&Label { x: (xa + xb) / 2.0, y: top_y - 4.0, anchor: "middle", rotate: false, lines: vec![b.label.clone()], full: b.label.clone(), size: LABEL_PX - 1.0, colour: INK, weight: "400" }));
+                        texts.push(label_html(&Label { x: (xa + xb) / 2.0, y: top_y - 4.0, anchor: "middle", rotate: false, lines: vec![b.label.clone()], full: b.label.clone(), size: t.label - 1.0, colour: INK, weight: "400" }));
                     }
                     marks.push(Mark { x: (xa + xb) / 2.0, y: top_y, readout: b.readout.clone() });
                 }
@@ -635,23 +521,6 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, marks: &mut Vec<Mar
         </>
     });
     (html! { <g class="chart-panel">{ for out }</g> }, bottom - start + 10.0)
-}
-
-/// Consecutive runs of items whose flag is true.
-fn runs<T: Copy>(items: impl IntoIterator<Item = (T, bool)>) -> Vec<Vec<T>> {
-    let mut out = vec![];
-    let mut run = vec![];
-    for (item, ok) in items {
-        if ok {
-            run.push(item);
-        } else if !run.is_empty() {
-            out.push(std::mem::take(&mut run));
-        }
-    }
-    if !run.is_empty() {
-        out.push(run);
-    }
-    out
 }
 
 /// Watches an element's width (a `ResizeObserver`), so charts are laid out for the space they
@@ -717,6 +586,9 @@ pub fn Chart(props: &ChartProps) -> Html {
     let container = use_node_ref();
     let svg_ref = use_node_ref();
     let width = use_width(&container);
+    // Presenter mode sets larger type in the charts too.
+    let presenter = use_context::<crate::state::AppContext>().is_some_and(|s| s.presenter);
+    let t = if presenter { Type::LARGE } else { Type::NORMAL };
     let active = use_state_eq(|| None::<usize>);
     let export_error = use_state_eq(|| None::<String>);
     let onhover = {
@@ -725,7 +597,7 @@ pub fn Chart(props: &ChartProps) -> Html {
     };
     let width = if width > 0.0 { width.max(260.0) } else { 0.0 };
     let (svg_body, height, marks) =
-        if width > 0.0 { render(&props.figure, &props.testid, width, *active, &onhover) } else { (html! {}, 0.0, vec![]) };
+        if width > 0.0 { render(&props.figure, &props.testid, width, t, *active, &onhover) } else { (html! {}, 0.0, vec![]) };
     let n = marks.len();
     let onkeydown = {
         let active = active.clone();
@@ -796,28 +668,3 @@ pub fn Chart(props: &ChartProps) -> Html {
     }
 }
 
-/// A linear scale over `[lo, hi]` with about `n` ticks at round values (1, 2 or 5 × 10^k).
-pub fn linear(lo: f64, hi: f64, n: usize, format: fn(f64) -> String) -> Scale {
-    let (lo, hi) = if hi - lo > 1e-12 { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
-    let raw = (hi - lo) / n.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step).floor() as i64;
-    let ticks = (first..=last).map(|k| k as f64 * step).map(|t| if t.abs() < step * 1e-9 { 0.0 } else { t }).collect();
-    Scale::Linear { lo, hi, ticks, format }
-}
-
-/// Tick formatters.
-pub fn fmt_1(v: f64) -> String {
-    format!("{v:.1}")
-}
-pub fn fmt_2(v: f64) -> String {
-    format!("{v:.2}")
-}
-/// As few decimals as the value needs (at most 3).
-pub fn fmt_short(v: f64) -> String {
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".into() } else { s.to_string() }
-}

@@ -9,6 +9,7 @@
 pub(crate) mod common;
 pub mod export;
 pub mod figure;
+mod layout;
 mod gap_chart;
 mod lens_chart;
 mod patching_heatmap;
