@@ -138,6 +138,16 @@ test('the page at four sizes: the story first, nothing sideways, no overlapping 
     await bar.hover();
     assert.match(await page.textContent('[data-testid=gap-chart-readout]'), /misaligned \d+% of \d+ prompts/);
 
+    // Exports: the chart as it is on the page, as SVG and as PNG.
+    const [svgFile] = await Promise.all([page.waitForEvent('download'), page.click('button[aria-label="Download SVG of the compliance gap chart"]')]);
+    const svg = readFileSync(await svgFile.path(), 'utf8');
+    assert.match(svgFile.suggestedFilename(), /compliance-gap\.svg$/);
+    assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    assert.ok(svg.includes('Misaligned rate by condition') && !svg.includes('chart-hit'), 'the SVG has the title and no page-only parts');
+    const [pngFile] = await Promise.all([page.waitForEvent('download'), page.click('button[aria-label="Download PNG of the compliance gap chart"]')]);
+    const png = readFileSync(await pngFile.path());
+    assert.ok(png.subarray(1, 4).toString() === 'PNG' && png.length > 10_000, `a PNG of ${png.length} bytes`);
+
     // Accessibility: axe-core finds no serious or critical violation.
     await page.evaluate(AXE);
     const violations = await page.evaluate(async () => {

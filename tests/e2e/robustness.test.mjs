@@ -282,6 +282,9 @@ test('hostile framing and task text shows as text everywhere, with no CSP violat
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('button:has-text("Summary (markdown)")')]);
     const md = readFileSync(await download.path(), 'utf8');
     assert.ok(md.includes('<i>0</i>'), 'the markdown export keeps the family name');
+    // Long unbroken text wraps or scrolls inside its box; the page never scrolls sideways.
+    const over = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.equal(over, 0, `the page scrolls sideways by ${over}px`);
     await screenshot(page, 'hostile-text.png');
   } finally {
     await ctx.close();
