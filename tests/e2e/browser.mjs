@@ -57,3 +57,62 @@ export async function screenshot(page, name) {
   const dir = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'docs');
   await page.screenshot({ path: join(dir, name), fullPage: true });
 }
+
+/** Pairs of chart labels whose drawn boxes intersect (rotation included), per chart. */
+export async function labelOverlaps(page) {
+  return page.evaluate(() => {
+    const corners = (el) => {
+      const b = el.getBBox();
+      const m = el.getCTM();
+      const pts = [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height], [b.x, b.y + b.height]];
+      return pts.map(([x, y]) => [m.a * x + m.c * y + m.e, m.b * x + m.d * y + m.f]);
+    };
+    // Separating-axis test for two convex quadrilaterals, shrunk by half a pixel of slack.
+    const overlap = (p, q) => {
+      for (const poly of [p, q]) {
+        for (let i = 0; i < 4; i++) {
+          const [x1, y1] = poly[i];
+          const [x2, y2] = poly[(i + 1) % 4];
+          const nx = y2 - y1, ny = x1 - x2;
+          const len = Math.hypot(nx, ny) || 1;
+          const proj = (r) => r.map(([x, y]) => (x * nx + y * ny) / len);
+          const a = proj(p), b = proj(q);
+          if (Math.max(...a) - 0.5 <= Math.min(...b) || Math.max(...b) - 0.5 <= Math.min(...a)) return false;
+        }
+      }
+      return true;
+    };
+    const found = [];
+    for (const svg of document.querySelectorAll('.chart-box svg')) {
+      const labels = [...svg.querySelectorAll('text.chart-label')].filter((t) => t.textContent.trim() !== '');
+      const boxes = labels.map(corners);
+      // Nothing is cut by the chart's edges either.
+      const [w, h] = [Number(svg.getAttribute('width')), Number(svg.getAttribute('height'))];
+      boxes.forEach((b, i) => {
+        if (b.some(([x, y]) => x < -0.5 || y < -0.5 || x > w + 0.5 || y > h + 0.5)) found.push(`${svg.dataset.testid}: "${labels[i].textContent}" is cut by the edge`);
+      });
+      for (let i = 0; i < labels.length; i++) {
+        for (let j = i + 1; j < labels.length; j++) {
+          if (overlap(boxes[i], boxes[j])) found.push(`${svg.dataset.testid}: "${labels[i].textContent}" × "${labels[j].textContent}"`);
+        }
+      }
+    }
+    return found;
+  });
+}
+
+/** How far the page scrolls sideways, and the widest element that sticks out. */
+export async function sideways(page) {
+  return page.evaluate(() => {
+    const over = document.documentElement.scrollWidth - document.documentElement.clientWidth;
+    let culprit = '';
+    if (over > 0) {
+      for (const el of document.querySelectorAll('body *')) {
+        const r = el.getBoundingClientRect();
+        if (r.right > document.documentElement.clientWidth + 1) { culprit = `${el.tagName}.${el.className}`; break; }
+      }
+    }
+    return { over, culprit };
+  });
+}
+

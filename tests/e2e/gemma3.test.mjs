@@ -2,7 +2,7 @@
 // loads in the worker within its memory target, says how it formats prompts, and answers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, watchErrors, BASE, screenshot } from './browser.mjs';
+import { launch, watchErrors, BASE, screenshot, labelOverlaps } from './browser.mjs';
 
 const GEMMA = 'models/gemma-3-270m-q4_k_m.gguf';
 
@@ -42,6 +42,9 @@ test('Gemma 3 270M loads in the worker within 400 MiB and answers in the plain f
     const rows = await page.$$eval('[data-testid=norm-table] tbody tr', (trs) => trs.map((tr) => tr.cells[0].textContent));
     assert.equal(rows.length, 19);
     assert.equal(rows[18], 'blocks.17.hook_resid_post');
+    // A real model's norms span orders of magnitude: the log axis's labels still never touch.
+    assert.deepEqual(await labelOverlaps(page), []);
+    await page.locator('[data-testid=norm-chart]').screenshot({ path: new URL('../../docs/gemma3-norms.png', import.meta.url).pathname });
     await screenshot(page, 'gemma3-chat.png');
     console.log(`gemma3: worker memory ${(memory / 2 ** 20).toFixed(0)} MiB; reply ${JSON.stringify(reply)}`);
     assert.deepEqual(errors, []);

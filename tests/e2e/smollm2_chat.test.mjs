@@ -1,7 +1,7 @@
 // End to end: open the page, load SmolLM2 in the worker, chat, and check the norm chart.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, watchErrors, BASE, screenshot } from './browser.mjs';
+import { launch, watchErrors, BASE, screenshot, labelOverlaps } from './browser.mjs';
 
 const SMOLLM2 = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
 
@@ -65,6 +65,9 @@ test('SmolLM2 loads in the worker, answers a chat, and draws the norm chart', { 
       ({ lines: svg.querySelectorAll('polyline').length, marks: Number(svg.dataset.marks) }));
     assert.deepEqual(drawn, { lines: 2, marks: 62 });
 
+    // A real model's norms span orders of magnitude: the log axis's labels still never touch.
+    assert.deepEqual(await labelOverlaps(page), []);
+    await page.locator('[data-testid=norm-chart]').screenshot({ path: new URL('../../docs/smollm2-norms.png', import.meta.url).pathname });
     await screenshot(page, 'smollm2-chat.png');
     assert.deepEqual(errors, []);
   } finally {

@@ -58,16 +58,22 @@ pub fn Story(props: &StoryProps) -> Html {
         let onrun = props.onrun.clone();
         Callback::from(move |_: MouseEvent| onrun.emit(()))
     };
-    let replies = match report.as_deref().and_then(fork) {
-        Some((o, u)) => html! {
-            <>
-                <p class="muted">{format!("Task “{}”, answered by the model under both framings:", o.task)}</p>
-                <div class="story-replies">
-                    {side("observed", "Watched", &o.framing, &o.text)}
-                    {side("unobserved", "Unwatched", &u.framing, &u.text)}
-                </div>
-            </>
-        },
+    let replies = match report.as_deref().and_then(|r| fork(r).map(|f| (r, f))) {
+        Some((r, (o, u))) => {
+            // The spec holds the texts behind the report's ids.
+            let scenario = &r.spec.scenario;
+            let framing = |id: &str| scenario.framings.iter().find(|f| f.id == id).map_or_else(|| id.to_string(), |f| f.text.clone());
+            let task = scenario.tasks.iter().find(|t| t.id == o.task).map_or_else(|| o.task.clone(), |t| t.text.clone());
+            html! {
+                <>
+                    <p class="story-task" data-testid="story-task"><strong>{"Request: "}</strong>{task}</p>
+                    <div class="story-replies">
+                        {side("observed", "Watched", &framing(&o.framing), &o.text)}
+                        {side("unobserved", "Unwatched", &framing(&u.framing), &u.text)}
+                    </div>
+                </>
+            }
+        }
         None => {
             let chat = &state.chat.sides;
             if chat.iter().any(|s| !s.reply.is_empty()) {
