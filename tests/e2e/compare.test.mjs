@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { launch, watchErrors, BASE, screenshot } from './browser.mjs';
+import { launch, watchErrors, BASE, screenshot, labelOverlaps } from './browser.mjs';
 
 const CLI_REPORT = process.env.HAWTHORNE_CLI_REPORT;
 
@@ -30,6 +30,7 @@ test('two organisms are compared in the worker, and the link reopens the compari
     assert.equal(rows[0][2], 'evidence');
     assert.equal(rows[1][2], 'no evidence');
     await page.waitForSelector('[data-testid=compare-chart]');
+    assert.deepEqual(await labelOverlaps(page), []);
     const box = await page.$eval('[data-testid=compare-panel]', (el) => el.scrollWidth <= el.clientWidth + 1);
     assert.ok(box, 'the panel does not scroll sideways');
     await (await page.$('[data-testid=compare-panel]')).screenshot({ path: new URL('../../docs/compare-models.png', import.meta.url).pathname });

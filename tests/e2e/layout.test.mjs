@@ -128,6 +128,10 @@ test('presenter mode: large type, the lesson beside its chart, keyboard steps, t
     assert.equal(side.over, 0, `presenter mode scrolls sideways (${side.culprit})`);
     assert.deepEqual(await labelOverlaps(page), []);
     await page.screenshot({ path: join(DOCS, 'presenter.png') });
+    await page.evaluate(AXE);
+    const serious = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] }))
+      .violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id));
+    assert.deepEqual(serious, [], 'axe-core in presenter mode');
     // ← goes back; a reload of a presenter's link opens at the same step.
     await page.keyboard.press('ArrowLeft');
     await page.waitForSelector('[data-testid=lesson][data-lesson="1"]');

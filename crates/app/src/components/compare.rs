@@ -20,6 +20,7 @@ fn figure(rows: &[StudyRow]) -> Figure {
     }
     let mut fig = Figure::new(title);
     fig.legend = rows.iter().enumerate().map(|(i, r)| (r.model.clone(), Glyph::Line(COLOURS[i % COLOURS.len()], Marker::Circle))).collect();
+    fig.legend.push(("chance (0.5)".into(), Glyph::Dashed(INK, Marker::None)));
     let tenths = || (0..=5).map(|i| f64::from(i) / 5.0).collect::<Vec<_>>();
     let mut panel = Panel::new(
         240.0,
@@ -28,7 +29,7 @@ fn figure(rows: &[StudyRow]) -> Figure {
         "relative depth (0 = embedding, 1 = last block)",
         "test AUROC",
     );
-    panel.layers.push(Layer::HRule { y: 0.5, colour: INK, dashed: true, label: Some("chance".into()) });
+    panel.layers.push(Layer::HRule { y: 0.5, colour: INK, dashed: true });
     for (i, r) in rows.iter().enumerate() {
         let c = COLOURS[i % COLOURS.len()];
         panel.layers.push(Layer::Line {
@@ -172,6 +173,10 @@ pub fn ComparePanel(props: &ComparePanelProps) -> Html {
                     </tbody>
                 </table>
                 <Chart figure={fig} testid="compare-chart" filename="hawthorne-compare" what="the comparison chart"
+                    caption={c.rows.iter().map(|r| match (r.auroc, r.relative_depth) {
+                        (Some(a), Some(d)) => format!("{}: {} at relative depth {} ({}).", r.model, fmt3(a), fmt3(d), if r.evidence { "evidence" } else { "no evidence" }),
+                        _ => format!("{}: no layer chosen.", r.model),
+                    }).collect::<Vec<_>>().join(" ") + " Curves that rise above chance only where the controls do not are the ones to believe."}
                     summary={format!("Test AUROC against relative depth for {}.", c.rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>().join(", "))} />
             }
         </section>

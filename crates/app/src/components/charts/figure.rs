@@ -76,8 +76,8 @@ pub enum Layer {
     Line { colour: Colour, dashed: bool, width: f64, marker: Marker, points: Vec<(f64, f64)>, readouts: Vec<String> },
     /// A filled band between `lo` and `hi` at each x, broken at gaps.
     Band { colour: Colour, points: Vec<(f64, f64, f64)> },
-    /// A horizontal reference line with an optional label at its right end.
-    HRule { y: f64, colour: Colour, dashed: bool, label: Option<String> },
+    /// A horizontal reference line (named in the legend, never by text over the data).
+    HRule { y: f64, colour: Colour, dashed: bool },
     /// A vertical reference line.
     VRule { x: f64, colour: Colour },
     /// Bars from `base` to `y`, with an optional value label above (drawn only where it fits).
@@ -401,7 +401,7 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, t: Type, marks: &mu
         let lines = if xl.rotated { vec![flat] } else { wrap(s, spacing * xl.step as f64 - 8.0, 3, t.label).unwrap_or(vec![flat]) };
         out.push(label_html(&Label {
             x,
-            y: y1 + 6.0 + t.label,
+            y: y1 + 9.0 + t.label,
             anchor: if xl.rotated { "end" } else { "middle" },
             rotate: xl.rotated,
             lines,
@@ -411,7 +411,7 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, t: Type, marks: &mu
             weight: "400",
         }));
     }
-    let mut bottom = y1 + xl.height;
+    let mut bottom = y1 + 3.0 + xl.height;
     if !p.x_desc.is_empty() {
         let lines = wrap(&p.x_desc, plot_w, 3, t.axis).unwrap_or_else(|| vec![p.x_desc.clone()]);
         bottom += t.axis + 4.0;
@@ -447,12 +447,9 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, t: Type, marks: &mu
                     plot.push(html! { <polygon points={d.join(" ")} fill={*colour} fill-opacity="0.22" /> });
                 }
             }
-            Layer::HRule { y, colour, dashed, label } => {
+            Layer::HRule { y, colour, dashed } => {
                 let yy = py(*y);
                 plot.push(html! { <line x1={f(left)} x2={f(right)} y1={f(yy)} y2={f(yy)} stroke={*colour} stroke-width="1.5" stroke-dasharray={dashed.then_some("4 4")} /> });
-                if let Some(l) = label {
-                    texts.push(label_html(&Label { x: right - 4.0, y: yy - 4.0, anchor: "end", rotate: false, lines: vec![l.clone()], full: l.clone(), size: t.label - 1.0, colour: GREY, weight: "400" }));
-                }
             }
             Layer::VRule { x, colour } => {
                 let xx = px(*x);
@@ -515,7 +512,7 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, t: Type, marks: &mu
     }
     out.push(html! {
         <>
-            <clipPath id={clip.to_string()}><rect x={f(left)} y={f(y0 - 6.0)} width={f(plot_w)} height={f(p.height + 12.0)} /></clipPath>
+            <clipPath id={clip.to_string()}><rect x={f(left - 8.0)} y={f(y0 - 8.0)} width={f(plot_w + 16.0)} height={f(p.height + 16.0)} /></clipPath>
             <g clip-path={format!("url(#{clip})")}>{ for plot }</g>
             { for texts }
         </>

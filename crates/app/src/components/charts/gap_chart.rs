@@ -65,7 +65,7 @@ fn figure(report: &Report) -> Figure {
     }
     panel.layers.push(Layer::Bars { bars });
     if let Some(r) = neutral {
-        panel.layers.push(Layer::HRule { y: r, colour: GREEN, dashed: true, label: None });
+        panel.layers.push(Layer::HRule { y: r, colour: GREEN, dashed: true });
     }
     fig.panels.push(panel);
     fig

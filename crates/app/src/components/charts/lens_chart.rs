@@ -38,7 +38,7 @@ fn figure(report: &Report) -> Figure {
     let (lo, hi) = padded(score_range.map_or((-1.0, 1.0), |(lo, hi)| (lo.min(0.0), hi.max(0.0))), 0.08);
     let mut bottom = Panel::new(200.0, Scale::Bands(bands), linear(lo, hi, 5, fmt_short), "hook (i = resid_post of block i, emb = embedding)", "lens score (+ = misaligned)");
     bottom.layers = vec![
-        Layer::HRule { y: 0.0, colour: GREY, dashed: true, label: None },
+        Layer::HRule { y: 0.0, colour: GREY, dashed: true },
         Layer::Line {
             colour: BLUE,
             dashed: false,

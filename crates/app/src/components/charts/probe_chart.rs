@@ -92,6 +92,7 @@ pub fn figure(report: &Report, height: f64) -> Figure {
         ("mass-mean".to_string(), Glyph::Line(VERMILLION, Marker::Triangle)),
         (format!("random directions: mean to best of {n_random}"), Glyph::Swatch("#d3d3d3")),
         ("shuffled labels".to_string(), Glyph::Dashed(GREY, Marker::None)),
+        ("chance (0.5)".to_string(), Glyph::Dashed(LIGHT_GREY, Marker::None)),
     ];
     let bands = probes.iter().map(|h| (hook_label(&h.hook), h.hook.clone())).collect();
     let mut panel = Panel::new(
@@ -112,7 +113,7 @@ pub fn figure(report: &Report, height: f64) -> Figure {
                 .map(|(i, h)| h.random_directions.as_ref().map_or((x(i), f64::NAN, f64::NAN), |r| (x(i), r.mean_auroc, r.best_auroc)))
                 .collect(),
         },
-        Layer::HRule { y: 0.5, colour: LIGHT_GREY, dashed: true, label: Some("chance".into()) },
+        Layer::HRule { y: 0.5, colour: LIGHT_GREY, dashed: true },
         Layer::Line {
             colour: GREY,
             dashed: true,

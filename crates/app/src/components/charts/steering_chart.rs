@@ -36,7 +36,7 @@ fn figure(report: &Report) -> Figure {
     let series = |values: &[f64]| st.alphas.iter().enumerate().map(|(i, &a)| (a, at(values, i))).collect::<Vec<_>>();
     let readouts = |what: &str, values: &[f64]| st.alphas.iter().enumerate().map(|(i, a)| format!("α {a}: {what} {}", fmt3(at(values, i)))).collect::<Vec<_>>();
     panel.layers = vec![
-        Layer::HRule { y: 0.0, colour: GREY, dashed: true, label: None },
+        Layer::HRule { y: 0.0, colour: GREY, dashed: true },
         Layer::VRule { x: 0.0, colour: GREY },
         Layer::Line { colour: GREY, dashed: true, width: 2.0, marker: Marker::Cross, points: series(&st.random_gap), readouts: readouts("random-direction gap", &st.random_gap) },
         Layer::Line { colour: VERMILLION, dashed: false, width: 2.0, marker: Marker::Triangle, points: series(&st.rate_unobserved), readouts: readouts("misaligned | unobserved", &st.rate_unobserved) },
