@@ -7,8 +7,8 @@
 //! hover and focus, and text stays sharp on a projector. The layout is computed for the real
 //! pixel width (a phone gets fewer or rotated labels, never 5-pixel text). No maintained Rust
 //! chart crate renders interactive SVG through Yew; charming (ECharts) would add a megabyte of
-//! JavaScript that the page's CSP and offline cache would have to carry, and its marks are not
-//! keyboard-focusable. Exports serialise the same SVG (and rasterise it for PNG).
+//! JavaScript that the page's CSP and offline cache would have to carry, and its data points are
+//! not reachable by keyboard. Exports serialise the same SVG (and rasterise it for PNG).
 
 use std::rc::Rc;
 
