@@ -69,6 +69,7 @@ test('the page at four sizes: the story first, nothing sideways, no overlapping 
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.waitForTimeout(400);
     await page.focus('[data-testid=headline-chart]');
+    await page.keyboard.press('ArrowRight');
     const first = await page.textContent('[data-testid=headline-chart-readout]');
     await page.keyboard.press('ArrowRight');
     const second = await page.textContent('[data-testid=headline-chart-readout]');

@@ -10,7 +10,8 @@ use crate::components::chat::ChatPanel;
 use crate::components::compare::ComparePanel;
 use crate::components::collected::CollectedPanel;
 use crate::components::experiment::ExperimentPanel;
-use crate::components::charts::{GapChart, HeadlineChart, LensChart, PatchingHeatmap, PcaScatter, ProbeChart, SteeringChart};
+use crate::components::charts::figure::Type as ChartType;
+use crate::components::charts::{GapChart, LensChart, PatchingHeatmap, PcaScatter, ProbeChart, SteeringChart};
 use crate::components::lesson::LessonPanel;
 use crate::components::steer::SteerPanel;
 use crate::components::token_heatmap::TokenHeatmap;
@@ -218,7 +219,10 @@ fn Workbench(props: &WorkbenchProps) -> Html {
     // After a run, the address bar holds the link that reproduces it (one from collected
     // activations says so, and waits for them when reopened).
     {
-        let hash = state.run.report.as_ref().map(|r| (r.spec.clone(), crate::components::collected::is_collected(r), state.lesson, state.presenter));
+        // The lesson stays in the link in presenter mode, or while the spec is the lesson's own
+        // (a spec edited during a lesson is no longer that lesson's).
+        let lesson = state.lesson.filter(|n| state.presenter || state.run.report.as_ref().is_some_and(|r| r.spec == (LESSONS[n - 1].spec)()));
+        let hash = state.run.report.as_ref().map(|r| (r.spec.clone(), crate::components::collected::is_collected(r), lesson, state.presenter));
         use_effect_with(hash, move |spec| {
             if let Some((spec, collected, lesson, presenter)) = spec {
                 // The lesson and presenter mode stay in the link, so a presenter's link (or a
@@ -358,19 +362,28 @@ fn Workbench(props: &WorkbenchProps) -> Html {
         });
     }
 
+    // What a lesson is about, beside its text in presenter mode. Before its report exists, the
+    // run's state: progress, or why it has not run (an error, a link waiting for consent).
     let report_view = |focus: Focus| -> Html {
+        let waiting = state.run.error.is_some() || state.run.consent.is_some();
         match (focus, state.run.report.clone()) {
             (Focus::Chat, _) => html! { <ChatPanel onsend={onsend.clone()} oncancel={oncancel.clone()} /> },
             (Focus::Gap, Some(r)) => html! { <GapChart report={r} /> },
-            (Focus::Probes, Some(r)) => html! { <section class="panel"><HeadlineChart report={r} /></section> },
-            (Focus::Lens, Some(r)) => html! { <LensChart report={r} /> },
-            (Focus::Steering, Some(r)) => html! { <SteeringChart report={r} /> },
+            (Focus::Probes, Some(r)) => html! { <ProbeChart report={r} /> },
+            (Focus::Lens, Some(r)) => html! { <><LensChart report={r.clone()} /><PatchingHeatmap report={r} /></> },
+            (Focus::Steering, Some(r)) => html! { <>
+                <SteeringChart report={r} />
+                <SteerPanel onsend={onsend.clone()} onsweep={onsweep.clone()} />
+                <ChatPanel onsend={onsend.clone()} oncancel={oncancel.clone()} />
+            </> },
+            (_, None) if waiting => html! { <ExperimentPanel onrun={onrun.clone()} oncancel={oncancel_run.clone()} onexport={onexport.clone()} /> },
             (_, None) => html! { <Story onrun={onrun.clone()} /> },
         }
     };
 
     html! {
         <ContextProvider<AppContext> context={state.clone()}>
+        <ContextProvider<ChartType> context={if state.presenter { ChartType::LARGE } else { ChartType::NORMAL }}>
             <div class={classes!("page", state.presenter.then_some("presenter"))}>
             <header class="site-header">
                 <div>
@@ -404,37 +417,38 @@ fn Workbench(props: &WorkbenchProps) -> Html {
                     </div>
                 </main>
             } else {
-                <div class="workbench">
+                // In the DOM the story comes first, then the lessons, then the panels; on wide
+                // screens the grid puts the lessons in a rail at the left (`style.css`).
+                <main class="workbench">
+                    <Story onrun={onrun.clone()} />
                     <aside class={classes!("rail", state.lesson.is_none().then_some("idle"))}><LessonPanel /></aside>
-                    <main class="main-area">
-                        <Story onrun={onrun.clone()} />
-                        <div class="panels">
-                            <ExperimentPanel onrun={onrun.clone()} oncancel={oncancel_run.clone()} {onexport} />
-                            <ModelPicker {onload} {oninspect} />
-                            <ChatPanel onsend={onsend.clone()} oncancel={oncancel.clone()} />
-                            if let Some(report) = state.run.report.clone() {
-                                <Staged generation={std::rc::Rc::as_ptr(&report) as usize}>
-                                    <ProbeChart report={report.clone()} />
-                                    <GapChart report={report.clone()} />
-                                    <LensChart report={report.clone()} />
-                                    <PatchingHeatmap report={report.clone()} />
-                                    <SteeringChart report={report.clone()} />
-                                    <PcaScatter report={report.clone()} />
-                                    <SteerPanel onsend={onsend.clone()} {onsweep} />
-                                    <TokenHeatmap {onscore} />
-                                </Staged>
-                            }
-                            <NormChart />
-                            <ComparePanel oncancel={oncancel_run.clone()} />
-                            <CollectedPanel {oncollected} />
-                        </div>
-                    </main>
-                </div>
+                    <div class="panels">
+                        <ExperimentPanel onrun={onrun.clone()} oncancel={oncancel_run.clone()} {onexport} />
+                        <ModelPicker {onload} {oninspect} />
+                        <ChatPanel onsend={onsend.clone()} oncancel={oncancel.clone()} />
+                        if let Some(report) = state.run.report.clone() {
+                            <Staged generation={std::rc::Rc::as_ptr(&report) as usize}>
+                                <ProbeChart report={report.clone()} />
+                                <GapChart report={report.clone()} />
+                                <LensChart report={report.clone()} />
+                                <PatchingHeatmap report={report.clone()} />
+                                <SteeringChart report={report.clone()} />
+                                <PcaScatter report={report.clone()} />
+                                <SteerPanel onsend={onsend.clone()} {onsweep} />
+                                <TokenHeatmap {onscore} />
+                            </Staged>
+                        }
+                        <NormChart />
+                        <ComparePanel oncancel={oncancel_run.clone()} />
+                        <CollectedPanel {oncollected} />
+                    </div>
+                </main>
             }
             <footer class="site-footer">
                 {"All computation runs in a Web Worker in this tab; nothing leaves your machine."}
             </footer>
             </div>
+        </ContextProvider<ChartType>>
         </ContextProvider<AppContext>>
     }
 }

@@ -258,6 +258,7 @@ impl AppState {
     /// The starting state for a page opened with the URL fragment `fragment`.
     pub fn from_fragment(fragment: &str) -> AppState {
         let mut s = AppState::default();
+        s.fill_from_scenario();
         s.open_link(fragment);
         s
     }
@@ -288,15 +289,24 @@ impl AppState {
                 }
                 // A link made on its author's own file: only that file (by sha256) may run it.
                 self.link_file = spec.model.id.starts_with("file:").then(|| spec.model.sha256.clone()).flatten();
+                // Stepping between lessons on the same experiment keeps its report and the
+                // chat's texts: nothing reruns on stage, nothing typed is lost.
+                let same_report = self.run.report.as_ref().is_some_and(|r| r.spec == spec);
+                let changed = spec != self.spec;
                 self.spec = spec;
+                if changed {
+                    self.fill_from_scenario();
+                }
                 self.spec_draft = None;
                 self.spec_draft_error = None;
                 // A report built from collected activations cannot be rerun on a model: the
                 // page waits for the directory instead.
-                self.run.pending = !self.collected_link && self.lesson.map_or(true, |n| crate::lessons::LESSONS[n - 1].run);
+                self.run.pending = !same_report && !self.collected_link && self.lesson.map_or(true, |n| crate::lessons::LESSONS[n - 1].run);
                 self.run.from_link = self.run.pending;
                 self.run.consent = None;
-                self.run.report = None;
+                if !same_report {
+                    self.run.report = None;
+                }
             }
             Ok(None) => {}
             Err((message, text)) => {
@@ -304,7 +314,6 @@ impl AppState {
                 self.link_text = Some(text);
             }
         }
-        self.fill_from_scenario();
     }
 
     /// Whether the loaded model is the one the spec names.

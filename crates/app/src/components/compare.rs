@@ -8,7 +8,7 @@ use yew::prelude::*;
 use hawthorne_probe::study::StudyRow;
 
 use super::charts::common::fmt3;
-use super::charts::figure::{fmt_1, Chart, Colour, Figure, Glyph, Layer, Marker, Panel, Point, Scale, BLUE, GREEN, INK, ORANGE, VERMILLION};
+use super::charts::figure::{Chart, TickFormat, Colour, Figure, Glyph, Layer, Marker, Panel, Point, Scale, BLUE, GREEN, INK, ORANGE, VERMILLION};
 use crate::state::{Action, AppContext, MODELS};
 
 const COLOURS: [Colour; 4] = [BLUE, VERMILLION, GREEN, ORANGE];
@@ -24,8 +24,8 @@ fn figure(rows: &[StudyRow]) -> Figure {
     let tenths = || (0..=5).map(|i| f64::from(i) / 5.0).collect::<Vec<_>>();
     let mut panel = Panel::new(
         240.0,
-        Scale::Linear { lo: 0.0, hi: 1.0, ticks: tenths(), format: fmt_1 },
-        Scale::Linear { lo: 0.0, hi: 1.0, ticks: tenths(), format: fmt_1 },
+        Scale::Linear { lo: 0.0, hi: 1.0, ticks: tenths(), format: TickFormat::Fixed(1) },
+        Scale::Linear { lo: 0.0, hi: 1.0, ticks: tenths(), format: TickFormat::Fixed(1) },
         "relative depth (0 = embedding, 1 = last block)",
         "test AUROC",
     );
@@ -146,6 +146,7 @@ pub fn ComparePanel(props: &ComparePanelProps) -> Html {
                 <p role="status" data-testid="compare-status" data-done={compare.as_ref().is_some_and(|c| !c.running()).to_string()}>{s}</p>
             }
             if let Some(c) = compare.as_ref().filter(|c| !c.rows.is_empty()) {
+                <div class="table-scroll" tabindex="0" role="region" aria-label="Comparison table">
                 <table data-testid="compare-table">
                     <thead><tr>
                         <th scope="col">{"model"}</th>
@@ -172,6 +173,7 @@ pub fn ComparePanel(props: &ComparePanelProps) -> Html {
                         }) }
                     </tbody>
                 </table>
+                </div>
                 <Chart figure={fig} testid="compare-chart" filename="hawthorne-compare" what="the comparison chart"
                     caption={c.rows.iter().map(|r| match (r.auroc, r.relative_depth) {
                         (Some(a), Some(d)) => format!("{}: {} at relative depth {} ({}).", r.model, fmt3(a), fmt3(d), if r.evidence { "evidence" } else { "no evidence" }),

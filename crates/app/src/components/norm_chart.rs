@@ -17,6 +17,9 @@ fn figure(sides: &[Option<LayerNorms>; 2]) -> Figure {
     let mut fig = Figure::new("‖resid_post‖ at the last prompt token");
     let Some(first) = present.first() else { return fig };
     let all = present.iter().flat_map(|n| n.norms.iter().copied()).filter(|v| v.is_finite() && *v > 0.0);
+    if all.clone().next().is_none() {
+        return Figure::empty("‖resid_post‖ at the last prompt token", "No positive finite norm to plot.");
+    }
     let lo = f64::from(all.clone().fold(f32::INFINITY, f32::min).max(1e-3)) * 0.8;
     let hi = f64::from(all.fold(0.0, f32::max)).max(lo * 2.0) * 1.25;
     fig.legend = vec![("observed".into(), Glyph::Line(BLUE, Marker::Circle)), ("unobserved".into(), Glyph::Line(ORANGE, Marker::Triangle))];
@@ -29,7 +32,8 @@ fn figure(sides: &[Option<LayerNorms>; 2]) -> Figure {
             dashed: false,
             width: 2.0,
             marker: [Marker::Circle, Marker::Triangle][k],
-            points: norms.norms.iter().enumerate().map(|(i, &v)| (i as f64, f64::from(v))).collect(),
+            // A zero or non-finite norm has no place on a log axis: the line breaks there.
+            points: norms.norms.iter().enumerate().map(|(i, &v)| (i as f64, if v > 0.0 { f64::from(v) } else { f64::NAN })).collect(),
             readouts: norms.hooks.iter().zip(&norms.norms).map(|(h, v)| format!("{h}, {}: ‖resid‖ {v:.3}", NAMES[k])).collect(),
         });
     }
@@ -40,10 +44,21 @@ fn figure(sides: &[Option<LayerNorms>; 2]) -> Figure {
 /// How much the norm grows from the first to the last layer.
 fn caption(n: &LayerNorms) -> String {
     match (n.norms.first(), n.norms.last()) {
-        (Some(&a), Some(&b)) if a > 0.0 && b.is_finite() => format!(
-            "The norm grows {:.0}× from {} to {}; steering vectors are scaled to the norm at their layer for this reason.",
-            b / a, n.hooks.first().map_or("", String::as_str), n.hooks.last().map_or("", String::as_str)
-        ),
+        (Some(&a), Some(&b)) if a > 0.0 && b > 0.0 && b.is_finite() => {
+            let ratio = f64::from(b / a);
+            let change = if ratio >= 10.0 {
+                format!("grows {ratio:.0}×")
+            } else if ratio >= 1.0 {
+                format!("grows {ratio:.1}×")
+            } else {
+                format!("shrinks to {:.2} of its size", ratio)
+            };
+            format!(
+                "The norm {change} from {} to {}; steering vectors are scaled to the norm at their layer for this reason.",
+                n.hooks.first().map_or("", String::as_str),
+                n.hooks.last().map_or("", String::as_str)
+            )
+        }
         _ => "Steering vectors are scaled to the residual norm at their layer.".into(),
     }
 }
@@ -65,7 +80,7 @@ pub fn NormChart() -> Html {
     html! {
         <section class="panel" aria-labelledby="norm-heading">
             <h2 id="norm-heading">{"Residual norm by layer"}</h2>
-            <p class="muted">{"‖resid_post‖ at the last prompt token, where the answer starts, under each framing. The norm grows by orders of magnitude through the network, which is why steering vectors are scaled to the norm at their layer."}</p>
+            <p class="muted">{"‖resid_post‖ at the last prompt token, where the answer starts, under each framing. It changes through the network (the caption under the chart says by how much), which is why steering vectors are scaled to the norm at their layer."}</p>
             <Chart figure={fig} testid="norm-chart" filename="hawthorne-residual-norms" what="the residual norm chart"
                 summary={format!("Line chart of residual norm over {} layers for the observed and unobserved framings.", first.norms.len())}
                 caption={caption(&first)} />

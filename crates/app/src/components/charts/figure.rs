@@ -15,8 +15,8 @@ use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
-pub use super::layout::{fmt_1, fmt_2, fmt_short, linear, text_width, Scale};
-use super::layout::{runs, thin_y, wrap, x_labels, XLabels};
+pub use super::layout::{linear, text_width, Scale, TickFormat};
+use super::layout::{runs, thin_y, wrap, wrap_hard, x_labels, XLabels};
 
 /// An sRGB colour as SVG writes it.
 pub type Colour = &'static str;
@@ -227,7 +227,7 @@ fn render(fig: &Figure, id: &str, width: f64, t: Type, active: Option<usize>, on
     let mut marks: Vec<Mark> = vec![];
     // Title, wrapped to the width.
     // `wrap` measures at the label size; the title's larger bold glyphs need proportionally more.
-    let title_lines = wrap(&fig.title, (width - 16.0) * t.label / t.title * 0.92, 4, t.label).unwrap_or_else(|| vec![fig.title.clone()]);
+    let title_lines = wrap_hard(&fig.title, (width - 16.0) * t.label / t.title * 0.92, t.label);
     y += t.title;
     body.push(label_html(&Label {
         x: width / 2.0,
@@ -241,15 +241,24 @@ fn render(fig: &Figure, id: &str, width: f64, t: Type, active: Option<usize>, on
         weight: "600",
     }));
     y += t.title * 1.25 * (title_lines.len() as f64 - 1.0) + 10.0;
-    // Legend: entries in rows, centred.
+    // Legend: entries in rows, centred; an entry wider than the chart wraps.
     if !fig.legend.is_empty() {
         let glyph_w = 24.0;
-        let entry_w = |l: &str| glyph_w + 6.0 + text_width(l, t.label);
-        let mut rows: Vec<Vec<&(String, Glyph)>> = vec![vec![]];
+        let line_h = t.label * 1.25;
+        let entries: Vec<(Vec<String>, &Glyph, f64)> = fig
+            .legend
+            .iter()
+            .map(|(text, glyph)| {
+                let lines = wrap_hard(text, width - 16.0 - glyph_w - 6.0, t.label);
+                let w = glyph_w + 6.0 + lines.iter().map(|l| text_width(l, t.label)).fold(0.0, f64::max);
+                (lines, glyph, w)
+            })
+            .collect();
+        let mut rows: Vec<Vec<usize>> = vec![vec![]];
         let mut row_w = vec![0.0];
-        for e in &fig.legend {
+        for (i, (_, _, w)) in entries.iter().enumerate() {
             let last = rows.len() - 1;
-            if !rows[last].is_empty() && row_w[last] + 18.0 + entry_w(&e.0) > width - 16.0 {
+            if !rows[last].is_empty() && row_w[last] + 18.0 + w > width - 16.0 {
                 rows.push(vec![]);
                 row_w.push(0.0);
             }
@@ -257,13 +266,15 @@ fn render(fig: &Figure, id: &str, width: f64, t: Type, active: Option<usize>, on
             if !rows[last].is_empty() {
                 row_w[last] += 18.0;
             }
-            row_w[last] += entry_w(&e.0);
-            rows[last].push(e);
+            row_w[last] += w;
+            rows[last].push(i);
         }
         for (r, row) in rows.iter().enumerate() {
             let cy = y + t.label * 0.8;
             let mut x = ((width - row_w[r]) / 2.0).max(8.0);
-            for (text, glyph) in row {
+            let mut n_lines = 1;
+            for &i in row {
+                let (lines, glyph, w) = &entries[i];
                 let mid = x + glyph_w / 2.0;
                 body.push(match glyph {
                     Glyph::Line(c, m) => html! { <g>
@@ -274,7 +285,7 @@ fn render(fig: &Figure, id: &str, width: f64, t: Type, active: Option<usize>, on
                         <line x1={f(x)} x2={f(x + glyph_w)} y1={f(cy)} y2={f(cy)} stroke={*c} stroke-width="2" stroke-dasharray="6 3" />
                         {marker_html(*m, mid, cy, 4.0, c, false)}
                     </g> },
-                    Glyph::Swatch(c) => html! { <rect x={f(x)} y={f(cy - 6.0)} width={f(glyph_w)} height="12" fill={*c} /> },
+                    Glyph::Swatch(c) => html! { <rect x={f(x)} y={f(cy - 6.0)} width={f(glyph_w)} height="12" fill={*c} stroke="#9a9a9a" stroke-width="0.5" /> },
                     Glyph::Point(c, m, filled) => marker_html(*m, mid, cy, 5.0, c, *filled),
                 });
                 body.push(label_html(&Label {
@@ -282,32 +293,35 @@ fn render(fig: &Figure, id: &str, width: f64, t: Type, active: Option<usize>, on
                     y: cy + t.label * 0.35,
                     anchor: "start",
                     rotate: false,
-                    lines: vec![text.clone()],
-                    full: text.clone(),
+                    lines: lines.clone(),
+                    full: fig.legend[i].0.clone(),
                     size: t.label,
                     colour: INK,
                     weight: "400",
                 }));
-                x += entry_w(text) + 18.0;
+                n_lines = n_lines.max(lines.len());
+                x += w + 18.0;
             }
-            y += t.label * 1.7;
+            y += t.label * 1.7 + line_h * (n_lines as f64 - 1.0);
         }
         y += 4.0;
     }
     if let Some(message) = &fig.empty {
         y += 30.0;
+        let lines = wrap_hard(message, width - 16.0, t.label);
+        let extra = t.label * 1.25 * (lines.len() as f64 - 1.0);
         body.push(label_html(&Label {
             x: width / 2.0,
             y,
             anchor: "middle",
             rotate: false,
-            lines: vec![message.clone()],
+            lines,
             full: message.clone(),
             size: t.label,
             colour: GREY,
             weight: "400",
         }));
-        y += 30.0;
+        y += 30.0 + extra;
     }
     for (k, panel) in fig.panels.iter().enumerate() {
         let (html, h) = render_panel(panel, &format!("{id}-clip-{k}"), width, y, t, &mut marks);
@@ -324,13 +338,15 @@ fn render(fig: &Figure, id: &str, width: f64, t: Type, active: Option<usize>, on
         html! { <circle class="chart-active" cx={f(m.x)} cy={f(m.y)} r="9" fill="none" stroke={INK} stroke-width="2.5" pointer-events="none" /> }
     });
     let height = y + 6.0;
+    // The drawing is hidden from screen readers: they get the summary, the live readout and
+    // the table of numbers instead of hundreds of shapes.
     let svg = html! {
-        <>
+        <g aria-hidden="true">
             <rect x="0" y="0" width={f(width)} height={f(height)} fill="#ffffff" />
             { for body }
             <g class="chart-targets">{ for targets }</g>
             { for ring }
-        </>
+        </g>
     };
     (svg, height, marks)
 }
@@ -342,41 +358,52 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, t: Type, marks: &mu
     let start = top;
     if let Some(c) = &p.caption {
         // Wrapped as the bold caption's wider glyphs need (0.66 em rather than 0.6).
-        let lines = wrap(c, (width - 16.0) * 0.9, 4, t.label).unwrap_or_else(|| vec![c.clone()]);
+        let lines = wrap_hard(c, (width - 16.0) * 0.9, t.label);
         top += t.label + 2.0;
         out.push(label_html(&Label { x: width / 2.0, y: top, anchor: "middle", rotate: false, lines: lines.clone(), full: c.clone(), size: t.label, colour: INK, weight: "600" }));
         top += t.label * 1.25 * (lines.len() as f64 - 1.0) + 8.0;
     }
     let y_ticks = thin_y(p.y.ticks(), &p.y, p.height, t.label);
     let y_label_w = y_ticks.iter().map(|(_, s, _)| text_width(s, t.label)).fold(0.0, f64::max);
-    let right = width - 14.0;
     let x_ticks = p.x.ticks();
     let shown: Vec<String> = x_ticks.iter().map(|(_, s, _)| s.clone()).collect();
+    // A linear axis's last label is centred on the right edge: leave it room.
+    let last_half = match &p.x {
+        Scale::Bands(_) => 0.0,
+        _ => shown.last().map_or(0.0, |l| text_width(l, t.label) / 2.0 + 4.0),
+    };
+    let right = width - last_half.max(14.0);
     // X labels: chosen so that none overlaps (see `x_labels`). Rotated labels hang down to the
     // left of their tick, so the plot moves right until the first one clears the edge.
     let mut left = 8.0 + if p.y_desc.is_empty() { 0.0 } else { t.axis * 1.4 } + y_label_w + 8.0;
-    let mut layout = None;
-    for _ in 0..2 {
+    let measure = |left: f64| {
         let plot_w = (right - left).max(10.0);
-        let px = |v: f64| p.x.map(v, left, right);
         let spacing = match &p.x {
             Scale::Bands(b) => plot_w / b.len().max(1) as f64,
-            _ => x_ticks.windows(2).map(|w| (px(w[1].0) - px(w[0].0)).abs()).fold(plot_w, f64::min),
+            _ => x_ticks.windows(2).map(|w| (p.x.map(w[1].0, left, right) - p.x.map(w[0].0, left, right)).abs()).fold(plot_w, f64::min),
         };
         let xl = if shown.is_empty() { XLabels { step: 1, lines: 1, rotated: false, height: 4.0 } } else { x_labels(&shown, spacing, t.label) };
-        layout = Some((plot_w, spacing, xl));
+        (plot_w, spacing, xl)
+    };
+    // Moving the plot narrows it, which moves the first band's centre less than `left`: repeat
+    // until the labels clear (a few rounds), never leaving less than 40 px to plot.
+    for _ in 0..6 {
+        let (_, _, xl) = measure(left);
         if !xl.rotated {
             break;
         }
-        let hang = shown.iter().step_by(xl.step).zip(x_ticks.iter().step_by(xl.step))
-            .map(|(l, (v, _, _))| text_width(&l.replace('\n', " · "), t.label) * std::f64::consts::FRAC_1_SQRT_2 + 6.0 - px(*v))
+        let hang = shown
+            .iter()
+            .step_by(xl.step)
+            .zip(x_ticks.iter().step_by(xl.step))
+            .map(|(l, (v, _, _))| text_width(&l.replace('\n', " · "), t.label) * std::f64::consts::FRAC_1_SQRT_2 + 6.0 - p.x.map(*v, left, right))
             .fold(0.0, f64::max);
-        if hang <= 0.0 {
+        if hang <= 0.5 || left >= right - 40.0 {
             break;
         }
-        left += hang;
+        left = (left + hang).min(right - 40.0);
     }
-    let (plot_w, spacing, xl) = layout.expect("the loop runs at least once");
+    let (plot_w, spacing, xl) = measure(left);
     let (y0, y1) = (top + 4.0, top + 4.0 + p.height);
     let px = |v: f64| p.x.map(v, left, right);
     let py = |v: f64| p.y.map(v, y1, y0);
@@ -398,7 +425,7 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, t: Type, marks: &mu
         let x = px(*v);
         out.push(html! { <line x1={f(x)} x2={f(x)} y1={f(y1)} y2={f(y1 + 4.0)} stroke={INK} stroke-width="1" /> });
         let flat = s.replace('\n', " · ");
-        let lines = if xl.rotated { vec![flat] } else { wrap(s, spacing * xl.step as f64 - 8.0, 3, t.label).unwrap_or(vec![flat]) };
+        let lines = if xl.rotated || xl.lines == 1 { vec![flat] } else { wrap(s, spacing * xl.step as f64 - 8.0, 3, t.label).unwrap_or(vec![flat]) };
         out.push(label_html(&Label {
             x,
             y: y1 + 9.0 + t.label,
@@ -413,7 +440,7 @@ fn render_panel(p: &Panel, clip: &str, width: f64, top: f64, t: Type, marks: &mu
     }
     let mut bottom = y1 + 3.0 + xl.height;
     if !p.x_desc.is_empty() {
-        let lines = wrap(&p.x_desc, plot_w, 3, t.axis).unwrap_or_else(|| vec![p.x_desc.clone()]);
+        let lines = wrap_hard(&p.x_desc, plot_w, t.axis);
         bottom += t.axis + 4.0;
         out.push(label_html(&Label { x: (left + right) / 2.0, y: bottom, anchor: "middle", rotate: false, full: p.x_desc.clone(), lines: lines.clone(), size: t.axis, colour: INK, weight: "400" }));
         bottom += t.axis * 1.25 * (lines.len() as f64 - 1.0);
@@ -583,16 +610,15 @@ pub fn Chart(props: &ChartProps) -> Html {
     let container = use_node_ref();
     let svg_ref = use_node_ref();
     let width = use_width(&container);
-    // Presenter mode sets larger type in the charts too.
-    let presenter = use_context::<crate::state::AppContext>().is_some_and(|s| s.presenter);
-    let t = if presenter { Type::LARGE } else { Type::NORMAL };
+    // Presenter mode provides larger type (a context of its own, so that charts do not
+    // re-render on every change of the page's state).
+    let t = use_context::<Type>().unwrap_or(Type::NORMAL);
     let active = use_state_eq(|| None::<usize>);
     let export_error = use_state_eq(|| None::<String>);
     let onhover = {
         let active = active.clone();
         Callback::from(move |i: Option<usize>| active.set(i))
     };
-    let width = if width > 0.0 { width.max(260.0) } else { 0.0 };
     let (svg_body, height, marks) =
         if width > 0.0 { render(&props.figure, &props.testid, width, t, *active, &onhover) } else { (html! {}, 0.0, vec![]) };
     let n = marks.len();
@@ -612,10 +638,13 @@ pub fn Chart(props: &ChartProps) -> Html {
             active.set(next.filter(|_| n > 0));
         })
     };
+    // Focus from the keyboard shows the first value at once; a mouse click that focuses the
+    // chart leaves the choice to the pointer.
     let onfocus = {
         let active = active.clone();
-        Callback::from(move |_: FocusEvent| {
-            if active.is_none() && n > 0 {
+        Callback::from(move |e: FocusEvent| {
+            let keyboard = e.target_dyn_into::<web_sys::Element>().is_some_and(|el| el.matches(":focus-visible").unwrap_or(false));
+            if keyboard && active.is_none() && n > 0 {
                 active.set(Some(0));
             }
         })
@@ -641,8 +670,12 @@ pub fn Chart(props: &ChartProps) -> Html {
                 if width > 0.0 {
                     <svg ref={svg_ref.clone()} xmlns="http://www.w3.org/2000/svg" width={f(width)} height={f(height)}
                         viewBox={format!("0 0 {} {}", f(width), f(height))} font-family={FONT}
-                        role="group" tabindex="0" data-testid={props.testid.clone()} data-marks={n.to_string()}
-                        aria-label={format!("{} Use the arrow keys to read each of its {n} values.", props.summary)}
+                        role="group" tabindex={(n > 0).then_some("0")} data-testid={props.testid.clone()} data-marks={n.to_string()}
+                        aria-label={if n > 0 {
+                            format!("{} Use the arrow keys to read each of its {n} values; the table under the chart has them all.", props.summary)
+                        } else {
+                            props.summary.to_string()
+                        }}
                         {onkeydown} {onfocus} {onblur}>
                         {svg_body}
                     </svg>

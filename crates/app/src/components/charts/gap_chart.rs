@@ -7,16 +7,12 @@ use hawthorne_probe::report::Gap;
 use hawthorne_probe::Report;
 
 use super::common::{file_stem, fmt3, full, percent, signed2, ReportProps, SameReport};
-use super::figure::{Bar, Chart, Figure, Glyph, Layer, Marker, Panel, Scale, BLUE, GREEN, VERMILLION};
+use super::figure::{Bar, Chart, TickFormat, Figure, Glyph, Layer, Marker, Panel, Scale, BLUE, GREEN, VERMILLION};
 
 /// The bar groups: all prompts first, then each family.
 fn groups(report: &Report) -> Vec<(String, &Gap)> {
     let b = &report.behaviour;
     std::iter::once(("all".to_string(), &b.all)).chain(b.per_family.iter().map(|(f, g)| (f.clone(), g))).collect()
-}
-
-fn whole_percent(v: f64) -> String {
-    percent(v)
 }
 
 /// Grouped bars of the misaligned rate per condition; each group's label carries its gap.
@@ -40,7 +36,7 @@ fn figure(report: &Report) -> Figure {
     let mut panel = Panel::new(
         240.0,
         Scale::Bands(bands),
-        Scale::Linear { lo: 0.0, hi: 1.08, ticks: vec![0.0, 0.25, 0.5, 0.75, 1.0], format: whole_percent },
+        Scale::Linear { lo: 0.0, hi: 1.08, ticks: vec![0.0, 0.25, 0.5, 0.75, 1.0], format: TickFormat::Percent },
         "task family",
         "misaligned answers",
     );
@@ -56,9 +52,10 @@ fn figure(report: &Report) -> Figure {
                 x0,
                 x1: x0 + w,
                 base: 0.0,
-                y: if rate.is_finite() { rate.clamp(0.0, 1.0) } else { f64::NAN },
+                // No prompts under a condition: no bar and "n/a", never a 0% bar.
+                y: if n > 0 && rate.is_finite() { rate.clamp(0.0, 1.0) } else { f64::NAN },
                 colour,
-                label: if rate.is_finite() { percent(rate) } else { "n/a".into() },
+                label: if n > 0 && rate.is_finite() { percent(rate) } else { "n/a".into() },
                 readout: format!("{name}, {cond}: misaligned {} of {n} prompts ({})", percent(rate), fmt3(rate)),
             });
         }

@@ -15,8 +15,8 @@ pub enum Scale {
     /// One band per label, centred on 0, 1, 2, …; the label shown may be shortened, and the full
     /// text is the second element (shown on hover).
     Bands(Vec<(String, String)>),
-    /// A linear range with ticks at the given values, labelled by the formatter.
-    Linear { lo: f64, hi: f64, ticks: Vec<f64>, format: fn(f64) -> String },
+    /// A linear range with ticks at the given values.
+    Linear { lo: f64, hi: f64, ticks: Vec<f64>, format: TickFormat },
     /// A base-10 logarithmic range (lo > 0).
     Log { lo: f64, hi: f64 },
 }
@@ -41,9 +41,10 @@ impl Scale {
     pub fn ticks(&self) -> Vec<(f64, String, String)> {
         match self {
             Scale::Bands(b) => b.iter().enumerate().map(|(i, (s, f))| (i as f64, s.clone(), f.clone())).collect(),
-            Scale::Linear { ticks, format, .. } => ticks.iter().map(|&t| (t, format(t), format(t))).collect(),
+            Scale::Linear { ticks, format, .. } => ticks.iter().map(|&t| (t, format.format(t), format.format(t))).collect(),
             Scale::Log { lo, hi } => {
-                let (a, b) = (lo.log10().ceil() as i32, hi.log10().floor() as i32);
+                // From the decade below `lo`: its 2× and 5× may lie inside the range.
+                let (a, b) = (lo.log10().floor() as i32, hi.log10().floor() as i32);
                 let mut out = vec![];
                 for e in a..=b {
                     for m in [1.0, 2.0, 5.0] {
@@ -150,8 +151,37 @@ pub fn runs<T: Copy>(items: impl IntoIterator<Item = (T, bool)>) -> Vec<Vec<T>> 
 }
 
 
-/// A linear scale over `[lo, hi]` with about `n` ticks at round values (1, 2 or 5 × 10^k).
-pub fn linear(lo: f64, hi: f64, n: usize, format: fn(f64) -> String) -> Scale {
+/// How a linear axis writes its ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TickFormat {
+    /// A fixed number of decimals.
+    Fixed(usize),
+    /// A whole percentage of a fraction.
+    Percent,
+    /// As few decimals as the value needs (at most 3).
+    Short,
+}
+
+impl TickFormat {
+    pub fn format(self, v: f64) -> String {
+        match self {
+            TickFormat::Fixed(d) => {
+                let s = format!("{v:.d$}");
+                if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') { s.trim_start_matches('-').to_string() } else { s }
+            }
+            TickFormat::Percent => format!("{:.0}%", v * 100.0),
+            TickFormat::Short => {
+                let s = format!("{v:.3}");
+                let s = s.trim_end_matches('0').trim_end_matches('.');
+                if s == "-0" { "0".into() } else { s.to_string() }
+            }
+        }
+    }
+}
+
+/// A linear scale over `[lo, hi]` with about `n` ticks at round values (1, 2 or 5 × 10^k),
+/// written with as many decimals as the step needs (so that no two ticks read the same).
+pub fn linear(lo: f64, hi: f64, n: usize) -> Scale {
     let (lo, hi) = if hi - lo > 1e-12 { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
     let raw = (hi - lo) / n.max(1) as f64;
     let mag = 10f64.powf(raw.log10().floor());
@@ -159,21 +189,25 @@ pub fn linear(lo: f64, hi: f64, n: usize, format: fn(f64) -> String) -> Scale {
     let first = (lo / step).ceil() as i64;
     let last = (hi / step).floor() as i64;
     let ticks = (first..=last).map(|k| k as f64 * step).map(|t| if t.abs() < step * 1e-9 { 0.0 } else { t }).collect();
-    Scale::Linear { lo, hi, ticks, format }
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    Scale::Linear { lo, hi, ticks, format: TickFormat::Fixed(decimals) }
 }
 
-/// Tick formatters.
-pub fn fmt_1(v: f64) -> String {
-    format!("{v:.1}")
-}
-pub fn fmt_2(v: f64) -> String {
-    format!("{v:.2}")
-}
-/// As few decimals as the value needs (at most 3).
-pub fn fmt_short(v: f64) -> String {
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".into() } else { s.to_string() }
+/// Splits `text` into lines of at most `width` pixels at spaces, breaking a word that is wider
+/// than a line wherever it must: for titles, captions and legends, which must fit whatever the
+/// text (a long model id) and can be as many lines as they need.
+pub fn wrap_hard(text: &str, width: f64, px: f64) -> Vec<String> {
+    let per_line = ((width / (px * 0.6)).floor() as usize).max(1);
+    let mut words: Vec<String> = vec![];
+    for word in text.split(' ') {
+        let chars: Vec<char> = word.chars().collect();
+        if chars.len() <= per_line {
+            words.push(word.to_string());
+        } else {
+            words.extend(chars.chunks(per_line).map(|c| c.iter().collect::<String>()));
+        }
+    }
+    wrap(&words.join(" "), width, usize::MAX, px).unwrap_or_else(|| vec![text.to_string()])
 }
 
 #[cfg(test)]
@@ -219,7 +253,7 @@ mod tests {
 
     #[test]
     fn y_ticks_thin_to_a_line_and_a_half_apart() {
-        let scale = linear(0.0, 1.0, 20, fmt_2);
+        let scale = linear(0.0, 1.0, 20);
         let ticks = thin_y(scale.ticks(), &scale, 100.0, 13.0);
         let px: Vec<f64> = ticks.iter().map(|(v, _, _)| scale.map(*v, 100.0, 0.0)).collect();
         assert!(ticks.len() >= 2);
@@ -228,13 +262,33 @@ mod tests {
 
     #[test]
     fn linear_ticks_are_round_and_inside_the_range() {
-        let Scale::Linear { ticks, .. } = linear(-0.37, 1.12, 5, fmt_short) else { panic!("linear") };
+        let Scale::Linear { ticks, format, .. } = linear(-0.37, 1.12, 5) else { panic!("linear") };
         assert_eq!(ticks, vec![0.0, 0.5, 1.0]);
-        let Scale::Linear { ticks, .. } = linear(0.0, 11.3, 4, fmt_short) else { panic!("linear") };
+        assert_eq!(format, TickFormat::Fixed(1));
+        let Scale::Linear { ticks, format, .. } = linear(0.0, 11.3, 4) else { panic!("linear") };
         assert_eq!(ticks, vec![0.0, 5.0, 10.0]);
-        assert_eq!(fmt_short(0.5), "0.5");
-        assert_eq!(fmt_short(-0.0), "0");
-        assert_eq!(fmt_short(10.0), "10");
+        assert_eq!(format, TickFormat::Fixed(0));
+        assert_eq!(TickFormat::Short.format(0.5), "0.5");
+        assert_eq!(TickFormat::Short.format(-0.0), "0");
+        assert_eq!(TickFormat::Short.format(10.0), "10");
+        assert_eq!(TickFormat::Percent.format(0.25), "25%");
+        assert_eq!(TickFormat::Fixed(1).format(-0.0), "0.0");
+    }
+
+    #[test]
+    fn small_ranges_get_the_decimals_their_ticks_need() {
+        // KL of a control organism: ticks 0.002 apart must not all read "0.00".
+        let scale = linear(0.0, 0.0048, 4);
+        let labels: Vec<String> = scale.ticks().into_iter().map(|t| t.1).collect();
+        assert_eq!(labels, vec!["0.000", "0.002", "0.004"]);
+    }
+
+    #[test]
+    fn hard_wrapping_breaks_a_word_wider_than_the_line() {
+        let lines = wrap_hard("PCA of blocks.12.hook_resid_post — organism-deceptive", 120.0, 13.0);
+        assert!(lines.len() >= 3, "{lines:?}");
+        assert!(lines.iter().all(|l| text_width(l, 13.0) <= 120.0), "{lines:?}");
+        assert_eq!(lines.concat().replace(' ', ""), "PCAofblocks.12.hook_resid_post—organism-deceptive");
     }
 
     #[test]
@@ -242,6 +296,11 @@ mod tests {
         let s = Scale::Log { lo: 0.8, hi: 120.0 };
         let ticks: Vec<f64> = s.ticks().iter().map(|t| t.0).collect();
         assert_eq!(ticks, vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]);
+        // Within one decade, and from the 5 of the lowest one.
+        let ticks: Vec<f64> = Scale::Log { lo: 3.2, hi: 8.0 }.ticks().iter().map(|t| t.0).collect();
+        assert_eq!(ticks, vec![5.0]);
+        let ticks: Vec<f64> = Scale::Log { lo: 3.0, hi: 30.0 }.ticks().iter().map(|t| t.0).collect();
+        assert_eq!(ticks, vec![5.0, 10.0, 20.0]);
         assert!((s.map(10.0, 0.0, 1.0) - (1.0 - 0.8f64.log10()) / (120f64.log10() - 0.8f64.log10())).abs() < 1e-12);
     }
 

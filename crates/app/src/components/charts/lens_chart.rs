@@ -7,7 +7,7 @@ use yew::prelude::*;
 use hawthorne_probe::Report;
 
 use super::common::{file_stem, finite_range, fmt3, full, hook_label, padded, ReportProps, SameReport};
-use super::figure::{fmt_2, fmt_short, linear, Chart, Figure, Glyph, Layer, Marker, Panel, Scale, BLUE, GREY, INK, VERMILLION};
+use super::figure::{linear, Chart, Figure, Glyph, Layer, Marker, Panel, Scale, BLUE, GREY, INK, VERMILLION};
 
 /// KL between the conditions by layer (top) and the lens behaviour score per condition (bottom).
 fn figure(report: &Report) -> Figure {
@@ -26,7 +26,7 @@ fn figure(report: &Report) -> Figure {
         ("lens score, unobserved".to_string(), Glyph::Line(VERMILLION, Marker::Triangle)),
     ];
     let kl_hi = kl_range.map_or(1.0, |(_, hi)| if hi > 0.0 { hi * 1.1 } else { 1.0 });
-    let mut top = Panel::new(170.0, Scale::Bands(bands.clone()), linear(0.0, kl_hi, 4, fmt_2), "", "KL(obs ‖ unobs), nats");
+    let mut top = Panel::new(170.0, Scale::Bands(bands.clone()), linear(0.0, kl_hi, 4), "", "KL(obs ‖ unobs), nats");
     top.layers.push(Layer::Line {
         colour: INK,
         dashed: false,
@@ -36,7 +36,7 @@ fn figure(report: &Report) -> Figure {
         readouts: lens.iter().map(|l| format!("{}: KL(observed ‖ unobserved) {} nats", l.hook, fmt3(l.kl))).collect(),
     });
     let (lo, hi) = padded(score_range.map_or((-1.0, 1.0), |(lo, hi)| (lo.min(0.0), hi.max(0.0))), 0.08);
-    let mut bottom = Panel::new(200.0, Scale::Bands(bands), linear(lo, hi, 5, fmt_short), "hook (i = resid_post of block i, emb = embedding)", "lens score (+ = misaligned)");
+    let mut bottom = Panel::new(200.0, Scale::Bands(bands), linear(lo, hi, 5), "hook (i = resid_post of block i, emb = embedding)", "lens score (+ = misaligned)");
     bottom.layers = vec![
         Layer::HRule { y: 0.0, colour: GREY, dashed: true },
         Layer::Line {
@@ -70,7 +70,7 @@ fn caption(report: &Report) -> String {
         format!("The conditions' next-token predictions differ most at {} (KL {} nats)", super::probe_chart::hook_phrase(&l.hook), fmt3(l.kl))
     });
     let fork = fork.map_or(" and no layer's lens reads misaligned only when unobserved.".into(), |l| {
-        format!("; from {} the unobserved lens score leans misaligned ({}) while the observed one does not ({}): where behaviour forks.", super::probe_chart::hook_phrase(&l.hook), fmt3(l.score_unobserved), fmt3(l.score_observed))
+        format!("; {} is the first layer where the unobserved lens score leans misaligned ({}) while the observed one does not ({}): where behaviour starts to fork.", super::probe_chart::hook_phrase(&l.hook), fmt3(l.score_unobserved), fmt3(l.score_observed))
     });
     format!("{peak}{fork}")
 }

@@ -7,7 +7,7 @@ use hawthorne_probe::report::{Pca, PromptRecord};
 use hawthorne_probe::Report;
 
 use super::common::{file_stem, finite_range, fmt3, full, padded, ReportProps, SameReport};
-use super::figure::{fmt_short, linear, Chart, Colour, Figure, Glyph, Layer, Marker, Panel, Point, BLUE, GREEN, GREY, INK, VERMILLION};
+use super::figure::{linear, Chart, Colour, Figure, Glyph, Layer, Marker, Panel, Point, BLUE, GREEN, GREY, INK, VERMILLION};
 
 fn colour(condition: &str) -> Colour {
     match condition {
@@ -61,8 +61,8 @@ fn figure(report: &Report) -> Figure {
     }
     let mut panel = Panel::new(
         320.0,
-        linear(x0, x1, 8, fmt_short),
-        linear(y0, y1, 8, fmt_short),
+        linear(x0, x1, 8),
+        linear(y0, y1, 8),
         pc_label(0, pca.explained_variance_ratio[0]),
         pc_label(1, pca.explained_variance_ratio[1]),
     );

@@ -8,7 +8,7 @@ use hawthorne_probe::report::Steering;
 use hawthorne_probe::Report;
 
 use super::common::{file_stem, finite_range, fmt3, full, kind_label, padded, signed2, ReportProps, SameReport};
-use super::figure::{fmt_1, fmt_short, linear, Chart, Figure, Glyph, Layer, Marker, Panel, Scale, BLUE, GREY, VERMILLION};
+use super::figure::{linear, TickFormat, Chart, Figure, Glyph, Layer, Marker, Panel, Scale, BLUE, GREY, VERMILLION};
 
 fn at(v: &[f64], i: usize) -> f64 {
     v.get(i).copied().unwrap_or(f64::NAN)
@@ -31,10 +31,14 @@ fn figure(report: &Report) -> Figure {
         ("compliance gap, random direction".to_string(), Glyph::Dashed(GREY, Marker::Cross)),
         ("misaligned | unobserved".to_string(), Glyph::Line(VERMILLION, Marker::Triangle)),
     ];
-    let x = Scale::Linear { lo: x0, hi: x1, ticks: st.alphas.iter().copied().filter(|a| a.is_finite()).collect(), format: fmt_short };
-    let mut panel = Panel::new(260.0, x, linear(y0, y1, 8, fmt_1), format!("α (multiples of ‖resid‖ ≈ {}; negative = towards observed)", fmt3(st.norm)), "rate / gap");
-    let series = |values: &[f64]| st.alphas.iter().enumerate().map(|(i, &a)| (a, at(values, i))).collect::<Vec<_>>();
-    let readouts = |what: &str, values: &[f64]| st.alphas.iter().enumerate().map(|(i, a)| format!("α {a}: {what} {}", fmt3(at(values, i)))).collect::<Vec<_>>();
+    // The spec may list α in any order, even twice: plot in order, each α once.
+    let mut order: Vec<usize> = (0..st.alphas.len()).filter(|&i| st.alphas[i].is_finite()).collect();
+    order.sort_by(|&a, &b| st.alphas[a].total_cmp(&st.alphas[b]));
+    order.dedup_by(|a, b| st.alphas[*a] == st.alphas[*b]);
+    let x = Scale::Linear { lo: x0, hi: x1, ticks: order.iter().map(|&i| st.alphas[i]).collect(), format: TickFormat::Short };
+    let mut panel = Panel::new(260.0, x, linear(y0, y1, 8), format!("α (multiples of ‖resid‖ ≈ {}; negative = towards observed)", fmt3(st.norm)), "rate / gap");
+    let series = |values: &[f64]| order.iter().map(|&i| (st.alphas[i], at(values, i))).collect::<Vec<_>>();
+    let readouts = |what: &str, values: &[f64]| order.iter().map(|&i| format!("α {}: {what} {}", st.alphas[i], fmt3(at(values, i)))).collect::<Vec<_>>();
     panel.layers = vec![
         Layer::HRule { y: 0.0, colour: GREY, dashed: true },
         Layer::VRule { x: 0.0, colour: GREY },
@@ -47,20 +51,26 @@ fn figure(report: &Report) -> Figure {
 }
 
 /// What the sweep shows, from its numbers: the gap at the most negative α against α = 0 and the
-/// random direction's.
+/// random direction's, closing or widening, or unknown where a value is missing.
 fn caption(st: &Steering) -> String {
     let i0 = st.alphas.iter().position(|a| *a == 0.0);
     let lo = st.alphas.iter().enumerate().filter(|(_, a)| a.is_finite()).min_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
     match (i0, lo) {
-        (Some(i0), Some(lo)) if lo != i0 => format!(
-            "At α = {} the gap is {} against {} unsteered; the random direction of the same norm gives {}. {}",
-            st.alphas[lo], signed2(at(&st.gap, lo)), signed2(at(&st.gap, i0)), signed2(at(&st.random_gap, lo)),
-            if (at(&st.gap, lo) - at(&st.gap, i0)).abs() > (at(&st.random_gap, lo) - at(&st.random_gap, i0)).abs() + 0.1 {
-                "The probe direction moves behaviour more than chance does."
+        (Some(i0), Some(lo)) if lo != i0 => {
+            let (g, g0, r, r0) = (at(&st.gap, lo), at(&st.gap, i0), at(&st.random_gap, lo), at(&st.random_gap, i0));
+            let verdict = if ![g, g0, r, r0].iter().all(|v| v.is_finite()) {
+                "A value is missing, so the page cannot tell whether the probe direction beats chance.".to_string()
             } else {
-                "The probe direction moves behaviour no more than a random one does."
-            }
-        ),
+                let (moved, chance) = ((g - g0).abs(), (r - r0).abs());
+                let way = if g.abs() < g0.abs() { "closes" } else { "widens" };
+                if moved > chance + 0.1 {
+                    format!("Pushing towards observed {way} the gap more than a random direction moves it.")
+                } else {
+                    "The probe direction moves behaviour no more than a random one does.".to_string()
+                }
+            };
+            format!("At α = {} the gap is {} against {} unsteered; the random direction of the same norm gives {}. {verdict}", st.alphas[lo], signed2(g), signed2(g0), signed2(r))
+        }
         _ => format!("If the {} direction at {} is causal, the blue gap shrinks towards 0 as α pushes towards observed (α < 0), while the grey random direction leaves it flat.", kind_label(&st.direction), st.hook),
     }
 }
