@@ -105,7 +105,7 @@ test('a run past wasm memory is refused up front, and a real out-of-memory abort
       const page = await ctx.newPage();
       // `memory_check=off` (tests only) skips the address-space check to reach the real abort.
       await page.goto(BASE + '/' + (check ? '' : '?memory_check=off'));
-      await page.waitForSelector('[data-testid=model-ready]', { timeout: 60_000 });
+      await page.waitForSelector('[data-testid=model-ready]', { timeout: 120_000 });
       await setSpec(page, memoryHungrySpec());
       await page.click('[data-testid=run]');
       await page.waitForSelector('[data-testid=run-error], [data-testid=worker-lost]', { timeout: 240_000 });

@@ -50,23 +50,31 @@ fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     file.is_file().then_some(file)
 }
 
+/// Answers each request on a thread of its own: a client that stops reading a large response
+/// (a worker killed mid-download, a closing browser) must not hold up every later request, as it
+/// would with one thread writing responses in turn.
 fn handle(server: Server, root: PathBuf, isolation: bool) {
     for req in server.incoming_requests() {
-        let resp = match resolve(&root, req.url()).and_then(|f| std::fs::File::open(&f).ok().map(|h| (f, h))) {
-            Some((path, file)) => {
-                let ct = Header::from_bytes("Content-Type", content_type(&path)).expect("static header");
-                let nc = Header::from_bytes("Cache-Control", "no-cache").expect("static header");
-                let mut resp = Response::from_file(file).with_header(ct).with_header(nc);
-                for (name, value) in ISOLATION_HEADERS.iter().filter(|_| isolation) {
-                    resp.add_header(Header::from_bytes(*name, *value).expect("static header"));
-                }
-                req.respond(resp)
+        let root = root.clone();
+        thread::spawn(move || respond(req, &root, isolation));
+    }
+}
+
+fn respond(req: tiny_http::Request, root: &Path, isolation: bool) {
+    let resp = match resolve(root, req.url()).and_then(|f| std::fs::File::open(&f).ok().map(|h| (f, h))) {
+        Some((path, file)) => {
+            let ct = Header::from_bytes("Content-Type", content_type(&path)).expect("static header");
+            let nc = Header::from_bytes("Cache-Control", "no-cache").expect("static header");
+            let mut resp = Response::from_file(file).with_header(ct).with_header(nc);
+            for (name, value) in ISOLATION_HEADERS.iter().filter(|_| isolation) {
+                resp.add_header(Header::from_bytes(*name, *value).expect("static header"));
             }
-            None => req.respond(Response::from_string("not found").with_status_code(404)),
-        };
-        if let Err(e) = resp {
-            eprintln!("serve: {e}");
+            req.respond(resp)
         }
+        None => req.respond(Response::from_string("not found").with_status_code(404)),
+    };
+    if let Err(e) = resp {
+        eprintln!("serve: {e}");
     }
 }
 
