@@ -40,7 +40,37 @@ export async function launch(options = {}) {
   // The profile holds the page's model cache (up to 700 MB with a real model): remove it when
   // the browser closes, or every run leaves it behind in the temporary directory.
   context.on('close', () => removeProfile(userDataDir));
+  for (const page of context.pages()) diagnose(page);
+  context.on('page', diagnose);
   return context;
+}
+
+/** Keeps each page's console, errors and failed requests, and adds them, with the model panel's
+ *  text, to the error of a wait for the model that times out: a model that never becomes ready
+ *  then says why in the test's output. Diagnostics only; no wait changes. */
+function diagnose(page) {
+  const log = [];
+  const keep = (line) => { log.push(line); if (log.length > 60) log.shift(); };
+  page.on('console', (m) => keep(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => keep(`pageerror: ${e.message}`));
+  page.on('requestfailed', (r) => keep(`requestfailed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+  page.on('crash', () => keep('the page crashed'));
+  const wait = page.waitForSelector.bind(page);
+  page.waitForSelector = async (selector, options) => {
+    try {
+      return await wait(selector, options);
+    } catch (e) {
+      if (String(selector).includes('model-ready')) {
+        const panel = await page.evaluate(() => {
+          const model = document.querySelector('[aria-labelledby=model-heading]');
+          const lost = document.querySelector('[data-testid=worker-lost]');
+          return `${lost ? 'worker lost: ' + lost.innerText + '\n' : ''}${model ? model.innerText : document.body.innerText.slice(0, 1500)}`;
+        }).catch((err) => `(page unavailable: ${err.message})`);
+        e.message += `\n--- model panel ---\n${panel}\n--- page log ---\n${log.join('\n')}`;
+      }
+      throw e;
+    }
+  };
 }
 
 /** Collects console errors and uncaught page errors so tests can assert there were none. */
